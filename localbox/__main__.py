@@ -1,0 +1,3 @@
+from localbox.cli import main
+
+main()

@@ -1,0 +1,33 @@
+"""What a handler receives: the decoded argument, the caller, the body stream, the raw request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from localbox.services.accounts import AccountService, Caller
+from localbox.services.files import FileService
+from localbox.services.jobs import BatchService
+from localbox.services.upload_sessions import Body, UploadSessionService
+from localbox.spec import RouteSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    route: RouteSpec
+    arg: Any
+    caller: Caller
+    body: Body
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The services handlers use, built once by the composition root."""
+
+    accounts: AccountService
+    sessions: UploadSessionService
+    batches: BatchService
+    files: FileService

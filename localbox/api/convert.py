@@ -1,0 +1,85 @@
+"""Domain values -> the SDK's wire types, and domain errors -> each route's error union."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from localbox.domain.errors import DomainError, Family
+from localbox.domain.models import Entry, EntryKind
+from localbox.spec import build_union, files
+from localbox.spec.codec import decode_obj
+
+Nester = Callable[[DomainError], tuple[tuple[str, ...], dict[str, Any]]]
+
+
+def timestamp(ts: float) -> datetime:
+    # The SDK wants naive UTC, second precision ("%Y-%m-%dT%H:%M:%SZ").
+    return datetime.fromtimestamp(int(ts), UTC).replace(tzinfo=None)
+
+
+def file_metadata(e: Entry) -> Any:
+    return files.FileMetadata(
+        name=e.name, id=e.id, client_modified=timestamp(e.client_modified),
+        server_modified=timestamp(e.server_modified), rev=e.rev, size=e.size, path_lower=e.path_lower,
+        path_display=e.path_display, is_downloadable=True, content_hash=e.content_hash,
+    )
+
+
+def metadata(e: Entry) -> Any:
+    if e.kind == EntryKind.FILE:
+        return file_metadata(e)
+    if e.kind == EntryKind.FOLDER:
+        return files.FolderMetadata(name=e.name, id=e.id, path_lower=e.path_lower, path_display=e.path_display)
+    return files.DeletedMetadata(name=e.name, path_lower=e.path_lower, path_display=e.path_display)
+
+
+def _prefix(*outer: str) -> Nester:
+    return lambda err: ((*outer, *err.tags), err.payload)
+
+
+def _upload_write_failed(err: DomainError) -> tuple[tuple[str, ...], dict[str, Any]]:
+    # UploadError.path is a struct: {reason: WriteError, upload_session_id}.
+    payload = dict(err.payload)
+    session_id = payload.pop("upload_session_id", "")
+    reason = build_union(files.WriteError_validator, err.tags, payload)
+    return ("path",), {"reason": reason, "upload_session_id": session_id}
+
+
+# How each route's error union wraps the families the services raise.
+FINISH: dict[Family, Nester] = {Family.SESSION: _prefix("lookup_failed"), Family.WRITE: _prefix("path"),
+                                Family.CALL: _prefix()}
+NESTING: dict[str, dict[Family, Nester]] = {
+    "files/upload_session/start": {Family.CALL: _prefix()},
+    "files/upload_session/append": {Family.SESSION: _prefix(), Family.CALL: _prefix()},
+    "files/upload_session/append_v2": {Family.SESSION: _prefix(), Family.CALL: _prefix()},
+    "files/upload_session/append_batch": {Family.CALL: _prefix()},
+    "files/upload_session/finish": FINISH,
+    "files/upload_session/finish_batch/check": {Family.POLL: _prefix()},
+    "files/upload": {Family.WRITE: _upload_write_failed, Family.CALL: _prefix()},
+    "files/get_metadata": {Family.LOOKUP: _prefix("path")},
+    "files/download": {Family.LOOKUP: _prefix("path")},
+    "files/list_folder": {Family.LOOKUP: _prefix("path")},
+    "files/list_folder/continue": {Family.LOOKUP: _prefix("path"), Family.LIST_CONTINUE: _prefix()},
+}
+
+
+class UnmappedError(Exception):
+    """A service raised an error that the route's union cannot carry: a bug in localbox."""
+
+
+def route_error_json(route: str, error_validator: Any, err: DomainError) -> tuple[str, Any]:
+    """(error_summary, JSON-compatible error union) for a 409 response."""
+    nest = NESTING.get(route, {}).get(err.family)
+    if nest is None:
+        raise UnmappedError(f"{route} cannot report {err.family}/{'/'.join(err.tags)}")
+    tags, payload = nest(err)
+    return "/".join(tags) + "/...", build_union(error_validator, tags, payload)
+
+
+def finish_error(err: DomainError) -> Any:
+    """An UploadSessionFinishError object, for failure entries of batch results."""
+    tags, payload = FINISH[err.family](err)
+    return decode_obj(files.UploadSessionFinishError_validator, build_union(
+        files.UploadSessionFinishError_validator, tags, payload))

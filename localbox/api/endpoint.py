@@ -1,0 +1,224 @@
+"""The one endpoint behind /2/<route>: route lookup, auth, argument decoding, dispatch, and the
+single place where exceptions become HTTP responses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from localbox.api import responses
+from localbox.api.context import Call, Services
+from localbox.api.convert import route_error_json
+from localbox.domain.errors import AuthFailure, BadRequest, DomainError, PathRootFailure
+from localbox.services.accounts import Caller
+from localbox.services.upload_sessions import Body
+from localbox.spec import ROUTES, RouteSpec, WireError, common, decode_arg, encode
+from localbox.stores.base import StoreUnavailable
+
+log = logging.getLogger("localbox.api")
+
+Handler = Callable[[Services, Call], Awaitable[Any]]
+MAX_RPC_BODY = 64 * 1024 * 1024
+
+_CONTENT_TYPES = {
+    "rpc": ("application/json", "application/json; charset=utf-8", "text/plain; charset=dropbox-cors-hack"),
+    "upload": ("application/octet-stream", "text/plain; charset=dropbox-cors-hack"),
+}
+
+
+class Download:
+    """A download handler's answer: the result value plus the byte stream to send."""
+
+    def __init__(self, result: Any, chunks: AsyncIterator[bytes], length: int, status: int = 200,
+                 headers: dict[str, str] | None = None) -> None:
+        self.result = result
+        self.chunks = chunks
+        self.length = length
+        self.status = status
+        self.headers = headers or {}
+
+
+def _header_text(value: str) -> str:
+    """Starlette decodes headers as latin-1; clients such as rclone send raw UTF-8 in Dropbox-API-Arg."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest("request body is too large")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class Endpoint:
+    def __init__(self, services: Services, handlers: dict[str, Handler]) -> None:
+        self.services = services
+        self.handlers = handlers
+        missing = set(handlers) - set(ROUTES)
+        if missing:
+            raise RuntimeError(f"handlers for unknown routes: {sorted(missing)}")
+
+    async def __call__(self, request: Request) -> Response:
+        request_id = secrets.token_hex(16)
+        route_path = request.path_params["route"]
+        route = ROUTES.get(route_path)
+        try:
+            response = await self._handle(request, route_path, route)
+        except DomainError as e:
+            assert route is not None
+            summary, error = route_error_json(route.path, route.error, e)
+            response = responses.route_error(summary, error)
+        except BadRequest as e:
+            response = responses.bad_request(route_path, str(e))
+        except AuthFailure as e:
+            response = responses.auth_error(e.tag, e.required_scope)
+        except PathRootFailure as e:
+            response = responses.path_root_error(_path_root_error_json(e))
+        except StoreUnavailable:
+            log.warning("store unavailable for request %s", request_id, exc_info=True)
+            response = responses.unavailable(request_id)
+        except Exception:
+            log.exception("request %s to %s failed", request_id, route_path)
+            response = responses.internal_error(request_id)
+        response.headers["x-dropbox-request-id"] = request_id
+        return response
+
+    async def _handle(self, request: Request, route_path: str, route: RouteSpec | None) -> Response:
+        handler = self.handlers.get(route_path)
+        if route is None or handler is None:
+            raise BadRequest(f'Unknown API function: "{route_path}"')
+        if request.method != "POST" and route.style != "download":
+            raise BadRequest(f'Expecting HTTP method "POST", got "{request.method}"')
+
+        account, scopes = await self._authenticate(request)
+        arg = await self._argument(request, route)
+        if route.scope not in scopes:
+            raise AuthFailure("missing_scope", route.scope)
+        namespace_id = await self._path_root(request, account)
+        for header in ("Dropbox-API-Select-User", "Dropbox-API-Select-Admin"):
+            if header in request.headers:
+                raise BadRequest(f'Invalid "{header}" header: only team tokens can select a member or admin.')
+        caller = Caller(account=account, scopes=scopes, namespace_id=namespace_id)
+        body = Body(request.stream(), _content_length(request)) if route.style == "upload" else Body(_nothing(), 0)
+        result = await handler(self.services, Call(route, arg, caller, body, request))
+        if isinstance(result, Download):
+            headers = {"Dropbox-API-Result": encode(route.result, result.result),
+                       "Content-Length": str(result.length), **result.headers}
+            return _StreamResponse(result.chunks, result.status, headers)
+        if isinstance(result, Response):
+            return result
+        return responses.json_ok(encode(route.result, result))
+
+    async def _authenticate(self, request: Request) -> tuple[Any, frozenset[str]]:
+        value = request.headers.get("authorization") or request.query_params.get("authorization")
+        if not value:
+            raise BadRequest('Must provide HTTP header "Authorization" or URL parameter "authorization".')
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise BadRequest(
+                f'Invalid authorization value in HTTP header "Authorization": "{value}".  '
+                'Expecting "Bearer <oauth2-access-token>".')
+        result: tuple[Any, frozenset[str]] = await self.services.accounts.authenticate(token.strip())
+        return result
+
+    async def _argument(self, request: Request, route: RouteSpec) -> Any:
+        content_type = (request.headers.get("content-type") or "").strip()
+        if route.style == "rpc":
+            raw = await _read_limited(request, MAX_RPC_BODY)
+            allowed = _CONTENT_TYPES["rpc"]
+            void_ok = not raw.strip() and not content_type
+            if not void_ok and content_type.lower().replace(" ", "") not in [a.replace(" ", "") for a in allowed]:
+                raise BadRequest(_bad_content_type(content_type, allowed))
+            try:
+                return decode_arg(route.arg, raw)
+            except WireError as e:
+                raise BadRequest(f"request body: {e}") from None
+        if route.style == "upload" and content_type:
+            allowed = _CONTENT_TYPES["upload"]
+            if content_type.lower().replace(" ", "") not in [a.replace(" ", "") for a in allowed]:
+                raise BadRequest(_bad_content_type(content_type, allowed))
+        header = request.headers.get("dropbox-api-arg")
+        where = 'HTTP header "Dropbox-API-Arg"'
+        if header is None:
+            header = request.query_params.get("arg")
+            where = 'URL parameter "arg"'
+        if header is None:
+            raise BadRequest('Must provide HTTP header "Dropbox-API-Arg" or URL parameter "arg".')
+        try:
+            return decode_arg(route.arg, _header_text(header))
+        except WireError as e:
+            raise BadRequest(f"{where}: {e}") from None
+
+    async def _path_root(self, request: Request, account: Any) -> str:
+        raw = request.headers.get("dropbox-api-path-root")
+        if raw is None:
+            return str(account.root_namespace_id)
+        try:
+            root = decode_arg(common.PathRoot_validator, _header_text(raw))
+        except WireError as e:
+            raise BadRequest(f'Invalid value for HTTP header "Dropbox-API-Path-Root": {e}') from None
+        if root.is_home():
+            tag, ns = "home", None
+        elif root.is_root():
+            tag, ns = "root", root.get_root()
+        elif root.is_namespace_id():
+            tag, ns = "namespace_id", root.get_namespace_id()
+        else:
+            raise BadRequest('Invalid value for HTTP header "Dropbox-API-Path-Root"')
+        resolved: str = await self.services.accounts.resolve_path_root(account, tag, ns)
+        return resolved
+
+
+def _path_root_error_json(e: PathRootFailure) -> dict[str, Any]:
+    if e.tag == "invalid_root":
+        return {".tag": "invalid_root", "invalid_root": {
+            ".tag": "user", "root_namespace_id": e.root_namespace_id, "home_namespace_id": e.home_namespace_id}}
+    return {".tag": e.tag}
+
+
+def _bad_content_type(got: str, allowed: tuple[str, ...]) -> str:
+    expecting = ", ".join(json.dumps(a) for a in allowed)
+    return f'Bad HTTP "Content-Type" header: {json.dumps(got)}.  Expecting one of {expecting}.'
+
+
+def _content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None or "chunked" in request.headers.get("transfer-encoding", "").lower():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # pragma: no cover
+
+
+class _StreamResponse(Response):
+    """A streaming body whose iterator is only started when the response is sent."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], status: int, headers: dict[str, str]) -> None:
+        super().__init__(status_code=status, headers=headers, media_type="application/octet-stream")
+        self.chunks = chunks
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if scope.get("method") != "HEAD":
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

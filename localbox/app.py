@@ -1,0 +1,77 @@
+"""Composition root: builds the stores, the services and the ASGI app from Settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from localbox import __version__
+from localbox.api.context import Services
+from localbox.api.endpoint import Endpoint
+from localbox.api.handlers import files as files_handlers
+from localbox.api.handlers import upload_sessions as session_handlers
+from localbox.config import Settings
+from localbox.services.accounts import AccountService
+from localbox.services.files import FileService
+from localbox.services.jobs import BatchService
+from localbox.services.upload_sessions import SessionLimits, UploadSessionService
+from localbox.stores.localdisk import LocalDiskBlobStore
+from localbox.stores.sqlite import SqliteMetadataStore
+
+log = logging.getLogger("localbox")
+
+
+@dataclass(frozen=True, slots=True)
+class Backends:
+    metadata: SqliteMetadataStore
+    blobs: LocalDiskBlobStore
+
+    def describe(self) -> str:
+        return f"metadata=sqlite:///{self.metadata.path} blobs=file://{self.blobs.root}"
+
+
+def open_backends(settings: Settings) -> Backends:
+    return Backends(SqliteMetadataStore(settings.database_path), LocalDiskBlobStore(settings.blob_root))
+
+
+def build_services(settings: Settings, backends: Backends) -> Services:
+    limits = SessionLimits(ttl_seconds=settings.session_ttl, max_session_size=settings.max_session_size)
+    return Services(
+        accounts=AccountService(backends.metadata),
+        sessions=UploadSessionService(backends.metadata, backends.blobs, limits),
+        batches=BatchService(backends.metadata, backends.blobs, settings.job_retention),
+        files=FileService(backends.metadata, backends.blobs),
+    )
+
+
+def create_app(settings: Settings, backends: Backends | None = None) -> Starlette:
+    backends = backends or open_backends(settings)
+    services = build_services(settings, backends)
+    endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS})
+
+    async def api(request: Request) -> Response:
+        return await endpoint(request)
+
+    async def home(request: Request) -> Response:
+        return PlainTextResponse(f"localbox {__version__}: a Dropbox API v2 server. POST /2/<route>\n")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.batches.start()
+        try:
+            yield
+        finally:
+            await services.batches.stop()
+            await backends.metadata.close()
+
+    return Starlette(
+        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home)],
+        lifespan=lifespan,
+    )

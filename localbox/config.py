@@ -1,0 +1,95 @@
+"""Settings: parsed once, from command-line flags, then LOCALBOX_* environment variables, then defaults."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    pass
+
+
+_SIZE = re.compile(r"(\d+)\s*([KMGT]i?B?|B)?\Z", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
+          "KI": 1024, "MI": 1024**2, "GI": 1024**3, "TI": 1024**4}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)\Z")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_size(text: str) -> int:
+    """`4194304`, `4MiB`, `350GB`, `2TiB`."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"not a size: {text!r}")
+    unit = (m.group(2) or "").upper().removesuffix("B")
+    return int(m.group(1)) * _UNITS[unit]
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `24h`, `7d`."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    return float(m.group(1)) * _SECONDS[m.group(2)]
+
+
+def parse_port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"not a port: {text!r}")
+    return port
+
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything `localbox` can be told.  Each field maps to --flag-name and LOCALBOX_FLAG_NAME."""
+
+    data_dir: Path = field(default=Path("localbox-data"), metadata={"cast": _path})
+    host: str = field(default="127.0.0.1", metadata={"cast": str})
+    port: int = field(default=8080, metadata={"cast": parse_port})
+    tls_cert: Path | None = field(default=None, metadata={"cast": _path})
+    tls_key: Path | None = field(default=None, metadata={"cast": _path})
+    # Upload sessions expire this long after they start (Dropbox: 7 days).
+    session_ttl: float = field(default=7 * 86400.0, metadata={"cast": parse_duration})
+    # A finished finish_batch job stays checkable this long (at least 24 h by default).
+    job_retention: float = field(default=86400.0, metadata={"cast": parse_duration})
+    # Largest file an upload session may reach (files.stone: 2^41 - 2^22 bytes).
+    max_session_size: int = field(default=2**41 - 2**22, metadata={"cast": parse_size})
+    log_level: str = field(default="info", metadata={"cast": str})
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "metadata.sqlite3"
+
+    @property
+    def blob_root(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @staticmethod
+    def load(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+        """Flags (None = not given) win over LOCALBOX_* variables, which win over defaults."""
+        values: dict[str, Any] = {}
+        for f in fields(Settings):
+            raw = flags.get(f.name)
+            source = f"--{f.name.replace('_', '-')}"
+            if raw is None:
+                raw = environ.get(f"LOCALBOX_{f.name.upper()}")
+                source = f"LOCALBOX_{f.name.upper()}"
+            if raw is None:
+                continue
+            try:
+                values[f.name] = f.metadata["cast"](str(raw))
+            except ValueError as e:
+                raise ConfigError(f"{source}: {e}") from None
+        settings = Settings(**values)
+        if (settings.tls_cert is None) != (settings.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        return settings

@@ -1,0 +1,110 @@
+"""Dropbox path rules: parsing, validation, case folding, autorename candidates.
+
+Dropbox paths are case-insensitive and case-preserving: entries are keyed by the lower-cased path,
+and the display form keeps the case the entry was created with.  A path is a sequence of names;
+it can never step outside its namespace because `.`/`..` and empty names are rejected before the
+path is used, and paths never touch the file system (file bytes are stored by content hash).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from localbox.domain.errors import DomainError, PathLookupError, WriteFailure
+
+# Dropbox rejects names above 255 characters (WriteError.malformed_path); a full path has no
+# documented limit, but a sane one keeps indexes small.
+MAX_NAME_LENGTH = 255
+MAX_PATH_LENGTH = 4096
+
+_NS_RE = re.compile(r"ns:([0-9]+)(/.*)?\Z", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class PathRef:
+    """A parsed path argument: a plain path, `ns:<id>/path`, `id:<file id>` or `rev:<rev>`."""
+
+    names: tuple[str, ...] = ()
+    namespace_id: str | None = None  # from an `ns:` prefix
+    file_id: str | None = None  # from an `id:` reference
+    rev: str | None = None  # from a `rev:` reference
+
+    @property
+    def is_root(self) -> bool:
+        return not self.names and self.file_id is None and self.rev is None
+
+
+def lower(path: str) -> str:
+    return path.lower()
+
+
+def join(names: tuple[str, ...]) -> str:
+    return "".join("/" + n for n in names)
+
+
+def parent_of(names: tuple[str, ...]) -> tuple[str, ...]:
+    return names[:-1]
+
+
+def _split(rest: str, error: type[DomainError]) -> tuple[str, ...]:
+    if rest in ("", "/"):
+        # "/" is how some clients name the root; Dropbox's own root is "".
+        return ()
+    if not rest.startswith("/") or rest.endswith("/"):
+        raise error("malformed_path")
+    if len(rest) > MAX_PATH_LENGTH or "\x00" in rest:
+        raise error("malformed_path")
+    names = tuple(rest[1:].split("/"))
+    for name in names:
+        if name in ("", ".", "..") or len(name) > MAX_NAME_LENGTH:
+            raise error("malformed_path")
+    return names
+
+
+def parse(path: str, *, for_write: bool = False) -> PathRef:
+    """Parse a path argument that already passed the route's stone pattern.
+
+    Raises WriteFailure (writes) or PathLookupError (reads) tagged `malformed_path`.
+    """
+    error: type[DomainError] = WriteFailure if for_write else PathLookupError
+    if path.startswith("id:"):
+        if len(path) <= 3 or "/" in path:
+            raise error("malformed_path")
+        return PathRef(file_id=path)
+    if path.startswith("rev:"):
+        return PathRef(rev=path[4:])
+    m = _NS_RE.match(path)
+    if m:
+        return PathRef(names=_split(m.group(2) or "", error), namespace_id=m.group(1))
+    if path.startswith("ns:"):
+        raise error("malformed_path")
+    return PathRef(names=_split(path, error))
+
+
+def split_ext(name: str) -> tuple[str, str]:
+    """`report.final.pdf` -> (`report.final`, `.pdf`); dot-files have no extension."""
+    dot = name.rfind(".")
+    if dot <= 0:
+        return name, ""
+    return name[:dot], name[dot:]
+
+
+def autorename_candidates(name: str, *, conflicted_copy: bool = False) -> Iterator[str]:
+    """Names to try, in order, when `autorename` resolves a conflict.
+
+    add/overwrite append the first free number: `a (1).txt`, `a (2).txt`, ...  An update against a
+    stale rev keeps both versions as Dropbox does: `a (conflicted copy).txt`, then numbered.
+    """
+    stem, ext = split_ext(name)
+    if conflicted_copy:
+        yield f"{stem} (conflicted copy){ext}"
+        n = 2
+        while True:
+            yield f"{stem} (conflicted copy {n}){ext}"
+            n += 1
+    n = 1
+    while True:
+        yield f"{stem} ({n}){ext}"
+        n += 1

@@ -1,0 +1,115 @@
+"""Accounts, tokens and scopes (used by the admin CLI and by request authentication)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from localbox.domain.errors import AuthFailure, PathRootFailure
+from localbox.domain.models import Account, Token
+from localbox.stores.base import MetadataStore, MetadataTx
+
+# Every scope that the implemented routes check; a token made without --scope carries them all.
+ALL_SCOPES: frozenset[str] = frozenset({
+    "account_info.read",
+    "files.content.read",
+    "files.content.write",
+    "files.metadata.read",
+    "files.metadata.write",
+})
+
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def new_account_id() -> str:
+    # The SDK requires exactly 40 characters: "dbid:" + 35.
+    return "dbid:" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(35))
+
+
+def new_namespace_id() -> str:
+    return str(1_000_000_000 + secrets.randbelow(9_000_000_000))
+
+
+def new_token() -> str:
+    return "sl.lb" + secrets.token_urlsafe(48)
+
+
+class AccountExists(Exception):
+    pass
+
+
+class UnknownAccount(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, and in which namespace relative paths resolve (Dropbox-API-Path-Root)."""
+
+    account: Account
+    scopes: frozenset[str]
+    namespace_id: str
+
+
+class AccountService:
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+
+    # -- admin (synchronous: used by the CLI whether or not a server runs)
+    def create_account(self, email: str, name: str | None = None) -> Account:
+        given, _, surname = (name or email.split("@")[0]).partition(" ")
+
+        def _create(tx: MetadataTx) -> Account:
+            if tx.get_account_by_email(email) is not None:
+                raise AccountExists(email)
+            account = Account(
+                account_id=new_account_id(), email=email, given_name=given, surname=surname,
+                root_namespace_id=new_namespace_id(), created=time.time(),
+            )
+            tx.insert_account(account)
+            tx.insert_namespace(account.root_namespace_id, account.account_id)
+            return account
+
+        return self.store.run_sync(_create)
+
+    def create_token(self, email: str, scopes: Iterable[str] | None = None) -> Token:
+        wanted = frozenset(scopes) if scopes else ALL_SCOPES
+
+        def _create(tx: MetadataTx) -> Token:
+            account = tx.get_account_by_email(email)
+            if account is None:
+                raise UnknownAccount(email)
+            token = Token(token=new_token(), account_id=account.account_id, scopes=wanted)
+            tx.insert_token(token)
+            return token
+
+        return self.store.run_sync(_create)
+
+    # -- per request
+    async def authenticate(self, bearer: str) -> tuple[Account, frozenset[str]]:
+        def _lookup(tx: MetadataTx) -> tuple[Account, frozenset[str]] | None:
+            token = tx.get_token(bearer)
+            if token is None:
+                return None
+            account = tx.get_account(token.account_id)
+            return None if account is None else (account, token.scopes)
+
+        found = await self.store.run(_lookup)
+        if found is None:
+            raise AuthFailure("invalid_access_token")
+        return found
+
+    async def resolve_path_root(self, account: Account, tag: str, namespace_id: str | None) -> str:
+        """The namespace that relative paths address, per Dropbox-API-Path-Root."""
+        if tag == "home":
+            return account.root_namespace_id
+        if tag == "root":
+            if namespace_id != account.root_namespace_id:
+                raise PathRootFailure("invalid_root", account.root_namespace_id, account.root_namespace_id)
+            return account.root_namespace_id
+        owner = await self.store.run(lambda tx: tx.namespace_owner(namespace_id or ""))
+        if owner != account.account_id:
+            raise PathRootFailure("no_permission")
+        return namespace_id or account.root_namespace_id

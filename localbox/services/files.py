@@ -1,0 +1,317 @@
+"""The namespace tree: committing files (write modes, conflicts, autorename), lookups, listings.
+
+Functions named `*_tx` run inside a metadata transaction and never await; the upload-session
+service composes them so that a session's state and the file it becomes change atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from localbox.domain import paths
+from localbox.domain.content_hash import hash_from_digests
+from localbox.domain.errors import BadRequest, DomainError, PathLookupError, WriteFailure, conflict
+from localbox.domain.models import Entry, EntryKind
+from localbox.services.accounts import Caller
+from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
+
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+DEFAULT_LIST_LIMIT = 2000
+
+
+def new_file_id() -> str:
+    return "id:" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
+
+
+def new_rev(seq: int) -> str:
+    # Dropbox revs are opaque lowercase hex of at least 9 characters; ours sort by change order.
+    return f"{seq:010x}{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSpec:
+    """CommitInfo as the core sees it (defaults applied by the edge)."""
+
+    path: str
+    mode: str  # "add" | "overwrite" | "update"
+    rev: str | None = None
+    autorename: bool = False
+    strict_conflict: bool = False
+    client_modified: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "mode": self.mode, "rev": self.rev, "autorename": self.autorename,
+                "strict_conflict": self.strict_conflict, "client_modified": self.client_modified}
+
+    @staticmethod
+    def from_json(obj: dict[str, object]) -> CommitSpec:
+        cm, rev = obj.get("client_modified"), obj.get("rev")
+        return CommitSpec(
+            path=str(obj["path"]), mode=str(obj["mode"]), rev=str(rev) if rev else None,
+            autorename=bool(obj.get("autorename")), strict_conflict=bool(obj.get("strict_conflict")),
+            client_modified=float(cm) if isinstance(cm, int | float) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    size: int
+    blocks: tuple[bytes, ...]
+
+    @property
+    def content_hash(self) -> str:
+        return hash_from_digests(self.blocks)
+
+
+def _namespace_for(tx: MetadataTx, caller: Caller, ref: paths.PathRef, error: type[DomainError]) -> str:
+    if ref.namespace_id is None:
+        return caller.namespace_id
+    if tx.namespace_owner(ref.namespace_id) != caller.account.account_id:
+        raise error("no_write_permission") if error is WriteFailure else error("not_found")
+    return ref.namespace_id
+
+
+def _live(entry: Entry | None) -> Entry | None:
+    return None if entry is None or entry.kind == EntryKind.DELETED else entry
+
+
+def resolve_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | None, paths.PathRef]:
+    """Resolve a read path to (namespace, live entry or None, parsed ref)."""
+    ref = paths.parse(path)
+    if ref.file_id is not None:
+        entry = tx.get_entry_by_id(ref.file_id)
+        if entry is None or tx.namespace_owner(entry.namespace_id) != caller.account.account_id:
+            raise PathLookupError("not_found")
+        return entry.namespace_id, entry, ref
+    if ref.rev is not None:
+        raise PathLookupError("not_found")  # only current revisions are kept (no history yet)
+    ns = _namespace_for(tx, caller, ref, PathLookupError)
+    if ref.is_root:
+        return ns, None, ref
+    return ns, _live(tx.get_entry(ns, paths.lower(paths.join(ref.names)))), ref
+
+
+def _ensure_parents(tx: MetadataTx, ns: str, names: tuple[str, ...], now: float) -> str:
+    """Check every ancestor of `names` and create the missing folders; returns the parent's display path."""
+    display = ""
+    lower = ""
+    for name in names[:-1]:
+        lower += "/" + name.lower()
+        entry = _live(tx.get_entry(ns, lower))
+        if entry is None:
+            seq = tx.next_seq(ns)
+            display += "/" + name
+            tx.put_entry(Entry(namespace_id=ns, path_lower=lower, path_display=display, name=name,
+                               kind=EntryKind.FOLDER, id=new_file_id(), seq=seq, server_modified=now))
+        elif entry.kind == EntryKind.FILE:
+            raise conflict("file_ancestor")
+        else:
+            display = entry.path_display
+    return display
+
+
+def _check_ancestors(tx: MetadataTx, ns: str, names: tuple[str, ...]) -> None:
+    lower = ""
+    for name in names[:-1]:
+        lower += "/" + name.lower()
+        entry = _live(tx.get_entry(ns, lower))
+        if entry is None:
+            return
+        if entry.kind == EntryKind.FILE:
+            raise conflict("file_ancestor")
+
+
+def commit_file_tx(tx: MetadataTx, caller: Caller, spec: CommitSpec, content: Content, now: float) -> Entry:
+    """Make `content` the file at `spec.path` following Dropbox's write-mode rules.
+
+    Raises WriteFailure (malformed_path, conflict/..., no_write_permission).  Writes nothing on failure.
+    """
+    ref = paths.parse(spec.path, for_write=True)
+    if ref.file_id is not None:
+        target = tx.get_entry_by_id(ref.file_id)
+        if target is None or tx.namespace_owner(target.namespace_id) != caller.account.account_id:
+            raise WriteFailure("malformed_path")
+        ns, names = target.namespace_id, tuple(target.path_display[1:].split("/"))
+    else:
+        ns, names = _namespace_for(tx, caller, ref, WriteFailure), ref.names
+    if not names:
+        raise WriteFailure("malformed_path")
+    _check_ancestors(tx, ns, names)
+    content_hash = content.content_hash
+    lower = paths.lower(paths.join(names))
+    existing = _live(tx.get_entry(ns, lower))
+
+    replace: Entry | None = None
+    failure: WriteFailure | None = None
+    if existing is not None and existing.kind == EntryKind.FOLDER:
+        failure = conflict("folder")
+    elif existing is not None:
+        same = existing.content_hash == content_hash and existing.size == content.size
+        if same and not spec.strict_conflict:
+            return existing  # identical content: nothing to write, and no conflict
+        if spec.mode == "overwrite" or (spec.mode == "update" and spec.rev == existing.rev):
+            replace = existing
+        else:
+            failure = conflict("file")
+    elif spec.mode == "update" and spec.strict_conflict:
+        failure = conflict("file")  # strict: the rev no longer exists at this path
+
+    if failure is not None:
+        if not spec.autorename:
+            raise failure
+        names = _free_name(tx, ns, names, conflicted_copy=spec.mode == "update")
+        lower = paths.lower(paths.join(names))
+
+    parent_display = _ensure_parents(tx, ns, names, now)
+    seq = tx.next_seq(ns)
+    entry = Entry(
+        namespace_id=ns, path_lower=lower,
+        path_display=(replace.path_display if replace else f"{parent_display}/{names[-1]}"),
+        name=replace.name if replace else names[-1], kind=EntryKind.FILE,
+        id=replace.id if replace else new_file_id(), seq=seq, rev=new_rev(seq), size=content.size,
+        content_hash=content_hash, blocks=list(content.blocks),
+        client_modified=spec.client_modified if spec.client_modified is not None else now,
+        server_modified=now,
+    )
+    tx.put_entry(entry)
+    return entry
+
+
+def _free_name(tx: MetadataTx, ns: str, names: tuple[str, ...], *, conflicted_copy: bool) -> tuple[str, ...]:
+    parent_lower = paths.lower(paths.join(names[:-1]))
+    for candidate in paths.autorename_candidates(names[-1], conflicted_copy=conflicted_copy):
+        if len(candidate) > paths.MAX_NAME_LENGTH:
+            raise WriteFailure("malformed_path")
+        if _live(tx.get_entry(ns, f"{parent_lower}/{candidate.lower()}")) is None:
+            return (*names[:-1], candidate)
+    raise AssertionError("unreachable")  # pragma: no cover - the candidates never end
+
+
+# -- list_folder cursors -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ListCursor:
+    namespace_id: str
+    path_lower: str
+    recursive: bool
+    include_deleted: bool
+    limit: int
+    since: int  # -1: the initial listing (live entries only); else changes after this seq
+    upto: int | None  # the snapshot this page set is bounded by; None = take the latest at next call
+    after: str  # last path_lower returned in this page set
+
+    def encode(self) -> str:
+        raw = json.dumps([self.namespace_id, self.path_lower, self.recursive, self.include_deleted, self.limit,
+                          self.since, self.upto, self.after], separators=(",", ":")).encode()
+        return "AAH" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def decode(cursor: str) -> ListCursor:
+        try:
+            if not cursor.startswith("AAH"):
+                raise ValueError
+            body = cursor[3:]
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            ns, path, rec, inc, limit, since, upto, after = json.loads(raw)
+            return ListCursor(str(ns), str(path), bool(rec), bool(inc), int(limit), int(since),
+                              None if upto is None else int(upto), str(after))
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as e:
+            raise BadRequest('Invalid "cursor" parameter') from e
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    entries: list[Entry]
+    cursor: str
+    has_more: bool
+
+
+class FileService:
+    def __init__(self, store: MetadataStore, blobs: BlobStore) -> None:
+        self.store = store
+        self.blobs = blobs
+
+    async def get_metadata(self, caller: Caller, path: str, include_deleted: bool = False) -> Entry:
+        def _get(tx: MetadataTx) -> Entry:
+            ns, entry, ref = resolve_tx(tx, caller, path)
+            if entry is None and include_deleted and not ref.is_root and ref.names:
+                dead = tx.get_entry(ns, paths.lower(paths.join(ref.names)))
+                if dead is not None:
+                    return dead
+            if entry is None:
+                raise PathLookupError("not_found")
+            return entry
+
+        return await self.store.run(_get)
+
+    async def file_for_download(self, caller: Caller, path: str) -> Entry:
+        entry = await self.get_metadata(caller, path)
+        if entry.kind != EntryKind.FILE:
+            raise PathLookupError("not_file")
+        return entry
+
+    def read(self, entry: Entry, start: int, end: int) -> AsyncIterator[bytes]:
+        return self.blobs.open(entry.blocks, entry.size, start, end)
+
+    async def list_folder(
+        self, caller: Caller, path: str, *, recursive: bool, include_deleted: bool, limit: int | None,
+    ) -> ListPage:
+        def _start(tx: MetadataTx) -> ListPage:
+            ns, entry, ref = resolve_tx(tx, caller, path)
+            if ref.is_root:
+                base = ""
+            elif entry is None:
+                raise PathLookupError("not_found")
+            elif entry.kind != EntryKind.FOLDER:
+                raise PathLookupError("not_folder")
+            else:
+                base = entry.path_lower
+            cursor = ListCursor(ns, base, recursive, include_deleted, limit or DEFAULT_LIST_LIMIT,
+                                since=-1, upto=tx.current_seq(ns), after="")
+            head = [entry] if recursive and entry is not None else []
+            return self._page(tx, cursor, head)
+
+        return await self.store.run(_start)
+
+    async def list_folder_continue(self, caller: Caller, cursor_text: str) -> ListPage:
+        cursor = ListCursor.decode(cursor_text)
+
+        def _continue(tx: MetadataTx) -> ListPage:
+            if tx.namespace_owner(cursor.namespace_id) != caller.account.account_id:
+                raise BadRequest('Invalid "cursor" parameter')
+            if cursor.path_lower and _live(tx.get_entry(cursor.namespace_id, cursor.path_lower)) is None:
+                raise PathLookupError("not_found")
+            c = cursor
+            if c.upto is None:
+                c = ListCursor(c.namespace_id, c.path_lower, c.recursive, c.include_deleted, c.limit,
+                               c.since, tx.current_seq(c.namespace_id), "")
+            return self._page(tx, c, [])
+
+        return await self.store.run(_continue)
+
+    def _page(self, tx: MetadataTx, c: ListCursor, head: list[Entry]) -> ListPage:
+        room = max(c.limit - len(head), 1)
+        rows = tx.list_entries(
+            c.namespace_id, c.path_lower, recursive=c.recursive, after=c.after, limit=room + 1,
+            max_seq=c.upto, min_seq=None if c.since < 0 else c.since,
+        )
+        more = len(rows) > room
+        rows = rows[:room]
+        hide_deleted = c.since < 0 and not c.include_deleted
+        visible = [e for e in rows if e.kind != EntryKind.DELETED] if hide_deleted else rows
+        if more:
+            nxt = ListCursor(c.namespace_id, c.path_lower, c.recursive, c.include_deleted, c.limit,
+                             c.since, c.upto, rows[-1].path_lower)
+        else:
+            nxt = ListCursor(c.namespace_id, c.path_lower, c.recursive, c.include_deleted, c.limit,
+                             c.upto if c.upto is not None else c.since, None, "")
+        return ListPage(entries=head + visible, cursor=nxt.encode(), has_more=more)
+
+
+def now() -> float:
+    return time.time()

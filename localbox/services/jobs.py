@@ -1,0 +1,184 @@
+"""Batch commits: finish_batch jobs (persisted, resumable) and finish_batch_v2 (synchronous).
+
+Every batch of one account goes through that account's FIFO queue, so batches commit one after
+another in arrival order even when a client sends several at once (Dropbox asks clients to
+serialize; we do it for them).  A batch commits in one metadata transaction together with its
+result, so after a crash a job is either complete with every entry committed once, or pending with
+none committed; pending jobs are resumed at start-up in their original order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+from localbox.domain.errors import DomainError, PollFailure
+from localbox.domain.models import Entry, EntryKind, Job, JobState
+from localbox.services.accounts import Caller
+from localbox.services.files import CommitSpec
+from localbox.services.upload_sessions import EntryOutcome, FinishEntry, commit_entries_tx
+from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
+
+log = logging.getLogger("localbox.jobs")
+FINISH_BATCH = "finish_batch"
+
+
+def new_job_id() -> str:
+    return "dbjid:" + secrets.token_urlsafe(48)
+
+
+def entry_to_json(e: Entry) -> dict[str, Any]:
+    d = asdict(e)
+    d["kind"] = e.kind.value
+    d["blocks"] = []  # results never need the block list
+    return d
+
+
+def entry_from_json(d: dict[str, Any]) -> Entry:
+    return Entry(**{**d, "kind": EntryKind(d["kind"]), "blocks": []})
+
+
+def outcomes_to_json(outcomes: list[EntryOutcome]) -> str:
+    return json.dumps([
+        {"err": o.to_json()} if isinstance(o, DomainError) else {"ok": entry_to_json(o)} for o in outcomes
+    ])
+
+
+def outcomes_from_json(text: str) -> list[EntryOutcome]:
+    return [DomainError.from_json(o["err"]) if "err" in o else entry_from_json(o["ok"]) for o in json.loads(text)]
+
+
+def _purge(tx: MetadataTx, cutoff: float) -> int:
+    return tx.delete_jobs_before(cutoff)
+
+
+class BatchService:
+    def __init__(self, store: MetadataStore, blobs: BlobStore, retention_seconds: float) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.retention = retention_seconds
+        self._queues: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._janitor: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        for job in await self.store.run(lambda tx: tx.pending_jobs()):
+            log.info("resuming %s job %s", job.kind, job.job_id)
+            self._enqueue(job.account_id, self._job_runner(job.job_id))
+        self._janitor = asyncio.create_task(self._purge_loop())
+
+    async def stop(self) -> None:
+        tasks = [*self._workers.values(), *([self._janitor] if self._janitor else [])]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(60.0, max(self.retention / 4, 1.0)))
+            try:
+                await self.store.run(partial(_purge, cutoff=time.time() - self.retention))
+            except Exception:  # pragma: no cover - keep purging on the next round
+                log.exception("purging old jobs failed")
+
+    # -- the per-account FIFO ------------------------------------------------------------------
+    def _enqueue(self, account_id: str, work: Callable[[], Awaitable[None]]) -> None:
+        self._queues.setdefault(account_id, deque()).append(work)
+        if account_id not in self._workers:
+            self._workers[account_id] = asyncio.create_task(self._drain(account_id))
+
+    async def _drain(self, account_id: str) -> None:
+        queue = self._queues[account_id]
+        try:
+            while queue:
+                work = queue.popleft()
+                try:
+                    await work()
+                except Exception:
+                    log.exception("batch work for %s failed; it stays pending", account_id)
+        finally:
+            del self._workers[account_id]
+            if not queue:
+                self._queues.pop(account_id, None)
+
+    # -- commits -----------------------------------------------------------------------------
+    async def _commit(self, caller: Caller, entries: list[FinishEntry], job_id: str | None) -> list[EntryOutcome]:
+        def _tx(tx: MetadataTx) -> list[EntryOutcome]:
+            outcomes = commit_entries_tx(tx, caller, entries, require_closed=True)
+            if job_id is not None:
+                tx.complete_job(job_id, outcomes_to_json(outcomes), time.time())
+            return outcomes
+
+        outcomes = await self.store.run(_tx)
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            if not isinstance(outcome, DomainError):
+                await self.blobs.discard_staging(entry.session_id)
+        return outcomes
+
+    def _job_runner(self, job_id: str) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            def _load(tx: MetadataTx) -> tuple[Job, Caller] | None:
+                job = tx.get_job(job_id)
+                if job is None or job.state != JobState.PENDING:
+                    return None
+                request = json.loads(job.request)
+                account = tx.get_account(job.account_id)
+                if account is None:
+                    return None
+                return job, Caller(account, frozenset(request["scopes"]), request["namespace_id"])
+
+            loaded = await self.store.run(_load)
+            if loaded is None:
+                return
+            job, caller = loaded
+            entries = [FinishEntry(e["session_id"], e["offset"], CommitSpec.from_json(e["commit"]))
+                       for e in json.loads(job.request)["entries"]]
+            await self._commit(caller, entries, job_id)
+
+        return run
+
+    async def launch(self, caller: Caller, entries: list[FinishEntry]) -> str:
+        """finish_batch: persist the job, queue it, and return its id at once."""
+        request = json.dumps({
+            "namespace_id": caller.namespace_id, "scopes": sorted(caller.scopes),
+            "entries": [{"session_id": e.session_id, "offset": e.offset, "commit": e.commit.to_json()}
+                        for e in entries],
+        })
+        job = Job(job_id=new_job_id(), account_id=caller.account.account_id, kind=FINISH_BATCH,
+                  state=JobState.PENDING, created=time.time(), request=request)
+        await self.store.run(lambda tx: tx.insert_job(job))
+        self._enqueue(job.account_id, self._job_runner(job.job_id))
+        return job.job_id
+
+    async def check(self, caller: Caller, job_id: str) -> list[EntryOutcome] | None:
+        """None while the job runs; its per-entry outcomes once complete."""
+        job = await self.store.run(lambda tx: tx.get_job(job_id))
+        if job is None or job.account_id != caller.account.account_id or job.kind != FINISH_BATCH:
+            raise PollFailure("invalid_async_job_id")
+        if job.state == JobState.PENDING or job.result is None:
+            return None
+        if job.completed is not None and job.completed < time.time() - self.retention:
+            raise PollFailure("invalid_async_job_id")
+        return outcomes_from_json(job.result)
+
+    async def commit_now(self, caller: Caller, entries: list[FinishEntry]) -> list[EntryOutcome]:
+        """finish_batch_v2: the same commit, in the account's queue, awaited."""
+        done: asyncio.Future[list[EntryOutcome]] = asyncio.get_running_loop().create_future()
+
+        async def run() -> None:
+            try:
+                done.set_result(await self._commit(caller, entries, None))
+            except Exception as e:
+                done.set_exception(e)  # the caller's request reports it; the queue goes on
+
+        self._enqueue(caller.account.account_id, run)
+        return await done

@@ -1,0 +1,51 @@
+"""The routes localbox serves, as the pinned SDK defines them, plus the scope each requires."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dropbox import check, files, users
+
+# Dropbox's per-route scopes (from the API reference; the SDK does not carry them).
+_SCOPES: dict[str, str] = {
+    "files/upload": "files.content.write",
+    "files/upload_session/start": "files.content.write",
+    "files/upload_session/start_batch": "files.content.write",
+    "files/upload_session/append": "files.content.write",
+    "files/upload_session/append_v2": "files.content.write",
+    "files/upload_session/append_batch": "files.content.write",
+    "files/upload_session/finish": "files.content.write",
+    "files/upload_session/finish_batch": "files.content.write",
+    "files/upload_session/finish_batch_v2": "files.content.write",
+    "files/upload_session/finish_batch/check": "files.content.write",
+    "files/download": "files.content.read",
+    "files/get_metadata": "files.metadata.read",
+    "files/list_folder": "files.metadata.read",
+    "files/list_folder/continue": "files.metadata.read",
+    "users/get_current_account": "account_info.read",
+    "check/user": "account_info.read",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    path: str  # "files/upload_session/append_v2"
+    style: str  # "rpc" | "upload" | "download"
+    arg: Any
+    result: Any
+    error: Any
+    scope: str
+
+
+def _spec(namespace: str, module: Any) -> dict[str, RouteSpec]:
+    out: dict[str, RouteSpec] = {}
+    for route in module.ROUTES.values():
+        path = f"{namespace}/{route.name}" + (f"_v{route.version}" if route.version > 1 else "")
+        if path in _SCOPES:
+            out[path] = RouteSpec(path, route.attrs.get("style") or "rpc", route.arg_type, route.result_type,
+                                  route.error_type, _SCOPES[path])
+    return out
+
+
+ROUTES: dict[str, RouteSpec] = {**_spec("files", files), **_spec("users", users), **_spec("check", check)}

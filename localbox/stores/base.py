@@ -1,0 +1,128 @@
+"""Storage interfaces.  The services depend on these Protocols only; backends implement them.
+
+Ordering rule between the two stores: file bytes are made durable in the BlobStore first (as
+immutable blocks named by their SHA-256), then the metadata that references them is committed in
+one MetadataStore transaction.  A crash in between leaves only unreferenced blocks behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from localbox.domain.models import Account, Entry, Job, Piece, Token, UploadSession
+
+T = TypeVar("T")
+
+
+class StoreUnavailable(Exception):
+    """The backend cannot serve right now (disk full, database locked too long...).  Retryable."""
+
+
+class MetadataTx(Protocol):
+    """One metadata transaction.  Methods are synchronous: a transaction runs on the store's own
+    worker, so it never interleaves with another transaction of the same store."""
+
+    # -- accounts and tokens
+    def insert_account(self, account: Account) -> None: ...
+    def get_account(self, account_id: str) -> Account | None: ...
+    def get_account_by_email(self, email: str) -> Account | None: ...
+    def insert_token(self, token: Token) -> None: ...
+    def get_token(self, token: str) -> Token | None: ...
+    def insert_namespace(self, namespace_id: str, owner_account_id: str) -> None: ...
+    def namespace_owner(self, namespace_id: str) -> str | None: ...
+    def next_seq(self, namespace_id: str) -> int:
+        """Advance and return the namespace's change counter (one per write)."""
+        ...
+
+    # -- upload sessions
+    def insert_session(self, session: UploadSession) -> None: ...
+    def get_session(self, session_id: str) -> UploadSession | None: ...
+    def update_session(self, session: UploadSession, expected_offset: int) -> bool:
+        """Compare-and-set: store `session` only if the stored offset is still `expected_offset`."""
+        ...
+    def insert_piece(self, session_id: str, piece: Piece) -> None: ...
+    def list_pieces(self, session_id: str) -> list[Piece]: ...
+
+    # -- entries
+    def get_entry(self, namespace_id: str, path_lower: str) -> Entry | None: ...
+    def get_entry_by_id(self, file_id: str) -> Entry | None: ...
+    def put_entry(self, entry: Entry) -> None:
+        """Insert or replace the entry at (namespace_id, path_lower)."""
+        ...
+    def list_entries(
+        self, namespace_id: str, parent_lower: str, *, recursive: bool, after: str, limit: int,
+        max_seq: int | None = None, min_seq: int | None = None,
+    ) -> list[Entry]:
+        """Entries strictly below `parent_lower` (children only unless recursive), ordered by path_lower,
+        with path_lower > `after`, optionally restricted to min_seq < seq <= max_seq."""
+        ...
+    def current_seq(self, namespace_id: str) -> int: ...
+
+    # -- jobs
+    def insert_job(self, job: Job) -> None: ...
+    def get_job(self, job_id: str) -> Job | None: ...
+    def complete_job(self, job_id: str, result: str, completed: float) -> None: ...
+    def pending_jobs(self) -> list[Job]: ...
+    def delete_jobs_before(self, completed_before: float) -> int: ...
+
+
+class MetadataStore(Protocol):
+    async def run(self, fn: Callable[[MetadataTx], T]) -> T:
+        """Run `fn` in one transaction: committed if it returns, rolled back if it raises."""
+        ...
+
+    def run_sync(self, fn: Callable[[MetadataTx], T]) -> T:
+        """The same, for the admin CLI (no event loop)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StagedAppend:
+    """What a BlobStore wrote for one append."""
+
+    new_blocks: tuple[bytes, ...]  # digests of blocks completed (and durable) by this append
+    tail_length: int  # bytes now held in the staging tail (0 <= tail_length < BLOCK_SIZE)
+    tail_digest: bytes  # sha256 of the whole tail as it stands now
+    received: int  # bytes of this append
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeded the byte limit given to the BlobStore."""
+
+
+class BlobStore(Protocol):
+    """Bytes only: 4 MiB blocks named by SHA-256, and per-session staging of a partial block."""
+
+    async def append_staged(
+        self, staging_id: str, block_index: int, tail_length: int,
+        chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,
+        seal: bool = False,
+    ) -> StagedAppend:
+        """Append a stream to a sequential session whose stored part is `block_index` full blocks plus
+        a staged tail of `tail_length` bytes.  Completed 4 MiB blocks become durable blocks; the rest
+        stays durable in staging.  Bytes past `tail_length` left by an unacknowledged earlier call
+        are discarded first.  Raises BodyTooLarge past `limit` bytes.  With `seal`, the final partial
+        block becomes a durable block too (the last of `new_blocks`; tail_length is then 0)."""
+        ...
+
+    async def seal_tail(self, staging_id: str, block_index: int, tail_length: int) -> bytes | None:
+        """Turn the staged tail into a durable block; returns its digest (None when empty)."""
+        ...
+
+    async def put_blocks(
+        self, chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,
+    ) -> tuple[tuple[bytes, ...], int]:
+        """Store a stream as consecutive blocks (the last may be short); returns (digests, size)."""
+        ...
+
+    def open(self, blocks: Sequence[bytes], size: int, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes [start, end) of a file made of `blocks` whose total size is `size`."""
+        ...
+
+    async def discard_staging(self, staging_id: str, below_index: int | None = None) -> None:
+        """Remove staging data of a session (only parts below `below_index` when given)."""
+        ...

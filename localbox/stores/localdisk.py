@@ -1,0 +1,255 @@
+"""LocalDiskBlobStore: file bytes as content-addressed 4 MiB blocks on a local file system.
+
+Layout under the root folder:
+  blocks/<2 hex>/<64 hex>      one immutable block, named by the SHA-256 of its bytes
+  staging/<session>/<index>    the partial block `index` of a sequential session (the "tail")
+  tmp/                         blocks being copied into place
+
+How it works: an append streams into the session's tail file; every time the tail reaches 4 MiB it
+is fsync'd and moved (renamed) into blocks/, so a file is just its ordered list of block digests and
+a commit never touches bytes.  A tail that already holds acknowledged bytes from an earlier call is
+never renamed away before the metadata that acknowledges the new state is committed: such a block
+is copied into place (at most 4 MiB, once per block) and the tail stays until `discard_staging`.
+Durability: blocks and tails are fsync'd, and so are the directories that gained names, before an
+append returns.  Identical blocks are stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from localbox.domain.content_hash import BLOCK_SIZE
+from localbox.stores.base import BodyTooLarge, StagedAppend
+
+_READ_CHUNK = 1024 * 1024
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dirs(dirs: set[Path]) -> None:
+    for d in dirs:
+        _fsync_dir(d)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data.nbytes:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+class LocalDiskBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blocks_dir = root / "blocks"
+        self.staging_dir = root / "staging"
+        self.tmp_dir = root / "tmp"
+        for d in (self.blocks_dir, self.staging_dir, self.tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        # Hash state of each session's tail, so appends don't re-read what earlier appends wrote.
+        # Only an optimisation: validated by (index, length) and rebuilt from disk when missing.
+        self._tail_hashers: dict[str, tuple[int, int, Any]] = {}
+
+    # -- paths
+    def block_path(self, digest: bytes) -> Path:
+        h = digest.hex()
+        return self.blocks_dir / h[:2] / h
+
+    def _tail_path(self, staging_id: str, index: int) -> Path:
+        return self.staging_dir / staging_id / str(index)
+
+    # -- block placement (runs in worker threads)
+    def _place_by_rename(self, fd: int, src: Path, digest: bytes) -> Path:
+        os.fsync(fd)
+        os.close(fd)
+        dest = self.block_path(digest)
+        if dest.exists():
+            os.unlink(src)
+            return dest.parent
+        dest.parent.mkdir(exist_ok=True)
+        os.replace(src, dest)
+        return dest.parent
+
+    def _place_by_copy(self, fd: int, length: int, digest: bytes, close: bool) -> Path:
+        dest = self.block_path(digest)
+        if not dest.exists():
+            dest.parent.mkdir(exist_ok=True)
+            tmp = self.tmp_dir / secrets.token_hex(12)
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                done = 0
+                while done < length:
+                    n = os.copy_file_range(fd, out, length - done, done, done)
+                    if n == 0:
+                        raise OSError("short copy of a staged block")
+                    done += n
+                os.fsync(out)
+            finally:
+                os.close(out)
+            os.replace(tmp, dest)
+        if close:
+            os.fsync(fd)
+            os.close(fd)
+        return dest.parent
+
+    def _hasher_for(self, staging_id: str, index: int, tail_length: int, fd: int) -> Any:
+        cached = self._tail_hashers.get(staging_id)
+        if cached is not None and cached[0] == index and cached[1] == tail_length:
+            return cached[2].copy()
+        h = hashlib.sha256()
+        done = 0
+        while done < tail_length:
+            data = os.pread(fd, min(_READ_CHUNK, tail_length - done), done)
+            if not data:
+                raise OSError(f"staged tail of {staging_id} is shorter than recorded")
+            h.update(data)
+            done += len(data)
+        return h
+
+    # -- the BlobStore protocol
+    async def append_staged(
+        self, staging_id: str, block_index: int, tail_length: int,
+        chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,
+        seal: bool = False,
+    ) -> StagedAppend:
+        """See BlobStore.append_staged.  With `seal`, the final partial block is stored as a block too
+        and its digest is the last of `new_blocks` (tail_length is then 0)."""
+        sdir = self.staging_dir / staging_id
+        sdir.mkdir(exist_ok=True)
+        index = block_index
+        path = self._tail_path(staging_id, index)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        os.ftruncate(fd, tail_length)  # drop bytes of an earlier call that was never acknowledged
+        os.lseek(fd, tail_length, os.SEEK_SET)
+        acked = tail_length  # bytes in the current tail file that an earlier call acknowledged
+        filled = tail_length
+        hasher = self._hasher_for(staging_id, index, tail_length, fd)
+        new_blocks: list[bytes] = []
+        pending: list[asyncio.Future[Path]] = []
+        received = 0
+        loop = asyncio.get_running_loop()
+        try:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > limit:
+                    raise BodyTooLarge()
+                if tap is not None:
+                    tap(chunk)
+                view = memoryview(chunk)
+                while view.nbytes:
+                    take = min(BLOCK_SIZE - filled, view.nbytes)
+                    part = view[:take]
+                    _write_all(fd, part)
+                    hasher.update(part)
+                    filled += take
+                    view = view[take:]
+                    if filled == BLOCK_SIZE:
+                        digest = hasher.digest()
+                        new_blocks.append(digest)
+                        if acked:
+                            pending.append(loop.run_in_executor(
+                                None, self._place_by_copy, fd, BLOCK_SIZE, digest, True))
+                        else:
+                            pending.append(loop.run_in_executor(None, self._place_by_rename, fd, path, digest))
+                        fd = -1
+                        index += 1
+                        path = self._tail_path(staging_id, index)
+                        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+                        acked = filled = 0
+                        hasher = hashlib.sha256()
+            if seal and filled:
+                digest = hasher.digest()
+                new_blocks.append(digest)
+                if acked:
+                    pending.append(loop.run_in_executor(None, self._place_by_copy, fd, filled, digest, True))
+                else:
+                    pending.append(loop.run_in_executor(None, self._place_by_rename, fd, path, digest))
+                fd = -1
+                self._tail_hashers.pop(staging_id, None)
+                filled = 0
+                hasher = hashlib.sha256()
+            elif fd >= 0:
+                await loop.run_in_executor(None, os.fsync, fd)
+                self._tail_hashers[staging_id] = (index, filled, hasher.copy())
+            dirs = set(await asyncio.gather(*pending))
+            pending = []
+            dirs.add(sdir)
+            await loop.run_in_executor(None, _fsync_dirs, dirs)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        return StagedAppend(tuple(new_blocks), filled, hasher.digest(), received)
+
+    async def seal_tail(self, staging_id: str, block_index: int, tail_length: int) -> bytes | None:
+        if tail_length == 0:
+            return None
+        path = self._tail_path(staging_id, block_index)
+
+        def _seal() -> tuple[bytes, Path]:
+            fd = os.open(path, os.O_RDWR)
+            try:
+                os.ftruncate(fd, tail_length)
+                digest = self._hasher_for(staging_id, block_index, tail_length, fd).digest()
+                return digest, self._place_by_copy(fd, tail_length, digest, False)
+            finally:
+                os.close(fd)
+
+        digest, d = await asyncio.get_running_loop().run_in_executor(None, _seal)
+        await asyncio.get_running_loop().run_in_executor(None, _fsync_dir, d)
+        self._tail_hashers.pop(staging_id, None)
+        return digest
+
+    async def put_blocks(
+        self, chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,
+    ) -> tuple[tuple[bytes, ...], int]:
+        staging_id = "put-" + secrets.token_hex(12)
+        try:
+            staged = await self.append_staged(staging_id, 0, 0, chunks, limit, tap, seal=True)
+        finally:
+            await self.discard_staging(staging_id)
+        return staged.new_blocks, staged.received
+
+    async def open(self, blocks: Sequence[bytes], size: int, start: int, end: int) -> AsyncIterator[bytes]:
+        pos = start
+        while pos < end:
+            index, within = divmod(pos, BLOCK_SIZE)
+            remaining = min(end - pos, BLOCK_SIZE - within)
+            with open(self.block_path(blocks[index]), "rb", buffering=0) as f:
+                f.seek(within)
+                while remaining:
+                    data = f.read(min(remaining, _READ_CHUNK))
+                    if not data:
+                        raise OSError(f"block {blocks[index].hex()} is shorter than expected")
+                    remaining -= len(data)
+                    pos += len(data)
+                    yield data
+
+    async def discard_staging(self, staging_id: str, below_index: int | None = None) -> None:
+        sdir = self.staging_dir / staging_id
+        if below_index is None:
+            self._tail_hashers.pop(staging_id, None)
+        try:
+            names = os.listdir(sdir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if below_index is None or (name.isdigit() and int(name) < below_index):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(sdir / name)
+        if below_index is None:
+            with contextlib.suppress(OSError):
+                os.rmdir(sdir)
