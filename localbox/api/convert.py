@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from localbox.domain.errors import DomainError, Family
 from localbox.domain.models import Entry, EntryKind
 from localbox.spec import build_union, files
-from localbox.spec.codec import decode_obj
 
 Nester = Callable[[DomainError], tuple[tuple[str, ...], dict[str, Any]]]
 
@@ -25,6 +25,33 @@ def file_metadata(e: Entry) -> Any:
         server_modified=timestamp(e.server_modified), rev=e.rev, size=e.size, path_lower=e.path_lower,
         path_display=e.path_display, is_downloadable=True, content_hash=e.content_hash,
     )
+
+
+def _stamp(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
+
+
+def file_metadata_json(e: Entry) -> dict[str, Any]:
+    """The JSON stone emits for `file_metadata(e)`, built directly: batch results carry up to 1000 of
+    these and stone's generic encoder costs ~0.1 ms each.  tests/unit pins the two to each other."""
+    return {
+        "name": e.name, "path_lower": e.path_lower, "path_display": e.path_display, "id": e.id,
+        "client_modified": _stamp(e.client_modified), "server_modified": _stamp(e.server_modified),
+        "rev": e.rev, "size": e.size, "is_downloadable": True, "content_hash": e.content_hash,
+    }
+
+
+def batch_entries_json(outcomes: Sequence[Entry | DomainError]) -> list[dict[str, Any]]:
+    """UploadSessionFinishBatchResultEntry values, one per outcome, in order."""
+    out: list[dict[str, Any]] = []
+    for o in outcomes:
+        if isinstance(o, DomainError):
+            tags, payload = FINISH[o.family](o)
+            out.append({".tag": "failure", "failure": build_union(files.UploadSessionFinishError_validator,
+                                                                  tags, payload)})
+        else:
+            out.append({".tag": "success", **file_metadata_json(o)})
+    return out
 
 
 def metadata(e: Entry) -> Any:
@@ -76,10 +103,3 @@ def route_error_json(route: str, error_validator: Any, err: DomainError) -> tupl
         raise UnmappedError(f"{route} cannot report {err.family}/{'/'.join(err.tags)}")
     tags, payload = nest(err)
     return "/".join(tags) + "/...", build_union(error_validator, tags, payload)
-
-
-def finish_error(err: DomainError) -> Any:
-    """An UploadSessionFinishError object, for failure entries of batch results."""
-    tags, payload = FINISH[err.family](err)
-    return decode_obj(files.UploadSessionFinishError_validator, build_union(
-        files.UploadSessionFinishError_validator, tags, payload))

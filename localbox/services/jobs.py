@@ -68,6 +68,7 @@ class BatchService:
         self._queues: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._janitor: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -77,7 +78,7 @@ class BatchService:
         self._janitor = asyncio.create_task(self._purge_loop())
 
     async def stop(self) -> None:
-        tasks = [*self._workers.values(), *([self._janitor] if self._janitor else [])]
+        tasks = [*self._workers.values(), *self._background, *([self._janitor] if self._janitor else [])]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -119,10 +120,17 @@ class BatchService:
             return outcomes
 
         outcomes = await self.store.run(_tx)
-        for entry, outcome in zip(entries, outcomes, strict=True):
-            if not isinstance(outcome, DomainError):
-                await self.blobs.discard_staging(entry.session_id)
+        done = [e.session_id for e, o in zip(entries, outcomes, strict=True) if not isinstance(o, DomainError)]
+        if done:
+            # Leftover staging files of committed sessions are garbage: clear them off the commit path.
+            task = asyncio.create_task(self._discard(done))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return outcomes
+
+    async def _discard(self, session_ids: list[str]) -> None:
+        for session_id in session_ids:
+            await self.blobs.discard_staging(session_id)
 
     def _job_runner(self, job_id: str) -> Callable[[], Awaitable[None]]:
         async def run() -> None:

@@ -70,6 +70,11 @@ class LocalDiskBlobStore:
     def _tail_path(self, staging_id: str, index: int) -> Path:
         return self.staging_dir / staging_id / str(index)
 
+    def _ensure_fanout(self, folder: Path) -> None:
+        if not folder.is_dir():
+            folder.mkdir(exist_ok=True)
+            _fsync_dir(self.blocks_dir)
+
     # -- block placement (runs in worker threads)
     def _place_by_rename(self, fd: int, src: Path, digest: bytes) -> Path:
         os.fsync(fd)
@@ -78,14 +83,14 @@ class LocalDiskBlobStore:
         if dest.exists():
             os.unlink(src)
             return dest.parent
-        dest.parent.mkdir(exist_ok=True)
+        self._ensure_fanout(dest.parent)
         os.replace(src, dest)
         return dest.parent
 
     def _place_by_copy(self, fd: int, length: int, digest: bytes, close: bool) -> Path:
         dest = self.block_path(digest)
         if not dest.exists():
-            dest.parent.mkdir(exist_ok=True)
+            self._ensure_fanout(dest.parent)
             tmp = self.tmp_dir / secrets.token_hex(12)
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -127,7 +132,11 @@ class LocalDiskBlobStore:
         """See BlobStore.append_staged.  With `seal`, the final partial block is stored as a block too
         and its digest is the last of `new_blocks` (tail_length is then 0)."""
         sdir = self.staging_dir / staging_id
-        sdir.mkdir(exist_ok=True)
+        if not sdir.is_dir():
+            sdir.mkdir(exist_ok=True)
+            if not seal:
+                # The tail will outlive this call: make its folder's name durable too.
+                await asyncio.get_running_loop().run_in_executor(None, _fsync_dir, self.staging_dir)
         index = block_index
         path = self._tail_path(staging_id, index)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -185,7 +194,12 @@ class LocalDiskBlobStore:
                 self._tail_hashers[staging_id] = (index, filled, hasher.copy())
             dirs = set(await asyncio.gather(*pending))
             pending = []
-            dirs.add(sdir)
+            if seal and block_index == 0 and tail_length == 0:
+                # Everything this session holds is now in blocks (a one-shot upload): no staging to keep.
+                with contextlib.suppress(OSError):
+                    os.rmdir(sdir)
+            else:
+                dirs.add(sdir)
             await loop.run_in_executor(None, _fsync_dirs, dirs)
         finally:
             if fd >= 0:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from calendar import timegm
 from typing import Any
 
 from localbox.api.context import Call, Services
-from localbox.api.convert import file_metadata, finish_error
+from localbox.api.convert import batch_entries_json, file_metadata
+from localbox.api.responses import json_ok
 from localbox.domain.errors import CallError, DomainError, SessionLookupError
-from localbox.domain.models import Entry, SessionType
+from localbox.domain.models import SessionType
 from localbox.services.files import CommitSpec
 from localbox.services.upload_sessions import FinishEntry
 from localbox.spec import files
@@ -101,12 +103,6 @@ def _entries(arg: Any) -> list[FinishEntry]:
     return [FinishEntry(e.cursor.session_id, e.cursor.offset, commit_spec(e.commit)) for e in arg.entries]
 
 
-def batch_result(outcomes: list[Entry | DomainError]) -> Any:
-    return files.UploadSessionFinishBatchResult(entries=[
-        files.UploadSessionFinishBatchResultEntry.failure(finish_error(o)) if isinstance(o, DomainError)
-        else files.UploadSessionFinishBatchResultEntry.success(file_metadata(o))
-        for o in outcomes
-    ])
 
 
 async def finish_batch(svc: Services, call: Call) -> Any:
@@ -118,11 +114,12 @@ async def finish_batch_check(svc: Services, call: Call) -> Any:
     outcomes = await svc.batches.check(call.caller, call.arg.async_job_id)
     if outcomes is None:
         return files.UploadSessionFinishBatchJobStatus.in_progress
-    return files.UploadSessionFinishBatchJobStatus.complete(batch_result(outcomes))
+    return json_ok(json.dumps({".tag": "complete", "entries": batch_entries_json(outcomes)}))
 
 
 async def finish_batch_v2(svc: Services, call: Call) -> Any:
-    return batch_result(await svc.batches.commit_now(call.caller, _entries(call.arg)))
+    outcomes = await svc.batches.commit_now(call.caller, _entries(call.arg))
+    return json_ok(json.dumps({"entries": batch_entries_json(outcomes)}))
 
 
 HANDLERS = {
