@@ -90,7 +90,10 @@ def resolve_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | 
             raise PathLookupError("not_found")
         return entry.namespace_id, entry, ref
     if ref.rev is not None:
-        raise PathLookupError("not_found")  # only current revisions are kept (no history yet)
+        entry = tx.get_entry_by_rev(ref.rev)
+        if entry is None or tx.namespace_owner(entry.namespace_id) != caller.account.account_id:
+            raise PathLookupError("not_found")
+        return entry.namespace_id, entry, ref
     ns = _namespace_for(tx, caller, ref, PathLookupError)
     if ref.is_root:
         return ns, None, ref
@@ -169,6 +172,8 @@ def commit_file_tx(tx: MetadataTx, caller: Caller, spec: CommitSpec, content: Co
         lower = paths.lower(paths.join(names))
 
     parent_display = _ensure_parents(tx, ns, names, now)
+    if replace is not None:
+        tx.keep_revision(replace)
     seq = tx.next_seq(ns)
     entry = Entry(
         namespace_id=ns, path_lower=lower,

@@ -60,8 +60,6 @@ def decode_arg(validator: Any, raw: str | bytes | None) -> Any:
             obj = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise WireError("could not decode input as JSON") from None
-    if isinstance(validator, bv.Void):
-        return None
     _reject_bool_ints(validator, obj, "")
     try:
         return ss.json_compat_obj_decode(validator, obj, strict=True)

@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS entries (
     PRIMARY KEY (namespace_id, path_lower));
 CREATE INDEX IF NOT EXISTS entries_parent ON entries (namespace_id, parent_lower, path_lower);
 CREATE INDEX IF NOT EXISTS entries_id ON entries (id);
+CREATE INDEX IF NOT EXISTS entries_rev ON entries (rev) WHERE rev != '';
+CREATE TABLE IF NOT EXISTS revisions (
+    rev TEXT PRIMARY KEY, namespace_id TEXT NOT NULL, path_lower TEXT NOT NULL, path_display TEXT NOT NULL,
+    name TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, size INTEGER NOT NULL, content_hash TEXT NOT NULL,
+    blocks BLOB NOT NULL, client_modified REAL NOT NULL, server_modified REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS revisions_id ON revisions (id);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
     created REAL NOT NULL, request TEXT NOT NULL, result TEXT, completed REAL);
@@ -179,6 +185,24 @@ class _Tx:
 
     def get_entry_by_id(self, file_id: str) -> Entry | None:
         return self._entry(self._one("SELECT * FROM entries WHERE id=? AND kind!='deleted'", file_id))
+
+    def get_entry_by_rev(self, rev: str) -> Entry | None:
+        current = self._entry(self._one("SELECT * FROM entries WHERE rev=? AND kind='file'", rev))
+        if current is not None:
+            return current
+        row = self._one("SELECT * FROM revisions WHERE rev=?", rev)
+        if row is None:
+            return None
+        return Entry(namespace_id=row[1], path_lower=row[2], path_display=row[3], name=row[4], kind=EntryKind.FILE,
+                     id=row[5], seq=row[6], rev=row[0], size=row[7], content_hash=row[8], blocks=_unpack(row[9]),
+                     client_modified=row[10], server_modified=row[11])
+
+    def keep_revision(self, e: Entry) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO revisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (e.rev, e.namespace_id, e.path_lower, e.path_display, e.name, e.id, e.seq, e.size, e.content_hash,
+             _pack(e.blocks), e.client_modified, e.server_modified),
+        )
 
     def put_entry(self, e: Entry) -> None:
         self.db.execute(

@@ -42,7 +42,9 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
 
 
 async def download(svc: Services, call: Call) -> Any:
-    entry = await svc.files.file_for_download(call.caller, call.arg.path)
+    a = call.arg
+    # DownloadArg.rev is deprecated in favour of "rev:<rev>" paths; both name one version.
+    entry = await svc.files.file_for_download(call.caller, f"rev:{a.rev}" if a.rev else a.path)
     headers = {"Accept-Ranges": "bytes", "ETag": f'W/"{entry.rev}"'}
     if call.request.headers.get("if-none-match") in (headers["ETag"], f'"{entry.rev}"'):
         return Response(status_code=304, headers=headers)
@@ -59,6 +61,8 @@ async def download(svc: Services, call: Call) -> Any:
 
 async def list_folder(svc: Services, call: Call) -> Any:
     a = call.arg
+    if a.path == "/":
+        raise BadRequest('request body: path: Specify the root folder as an empty string rather than as "/".')
     page = await svc.files.list_folder(call.caller, a.path, recursive=bool(a.recursive),
                                        include_deleted=bool(a.include_deleted), limit=a.limit)
     return files.ListFolderResult(entries=[metadata(e) for e in page.entries], cursor=page.cursor,
