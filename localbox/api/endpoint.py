@@ -9,17 +9,16 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from localbox.api import responses
 from localbox.api.context import Call, Services
 from localbox.api.convert import route_error_json
-from localbox.domain.errors import AuthFailure, BadRequest, DomainError, PathRootFailure
+from localbox.domain.errors import AuthFailure, BadRequest, DomainError, PathRootFailure, StoreUnavailable
 from localbox.services.accounts import Caller
 from localbox.services.upload_sessions import Body
 from localbox.spec import ROUTES, RouteSpec, WireError, common, decode_arg, encode
-from localbox.stores.base import StoreUnavailable
 
 log = logging.getLogger("localbox.api")
 
@@ -87,6 +86,9 @@ class Endpoint:
             response = responses.auth_error(e.tag, e.required_scope)
         except PathRootFailure as e:
             response = responses.path_root_error(_path_root_error_json(e))
+        except ClientDisconnect:
+            log.info("client went away during request %s to %s", request_id, route_path)
+            response = responses.internal_error(request_id)
         except StoreUnavailable:
             log.warning("store unavailable for request %s", request_id, exc_info=True)
             response = responses.unavailable(request_id)

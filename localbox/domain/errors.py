@@ -72,6 +72,11 @@ class ListContinueError(DomainError):
     family = Family.LIST_CONTINUE
 
 
+class StoreUnavailable(Exception):
+    """A backend cannot serve right now (disk full, database locked too long...).  Retryable: the edge
+    answers 503 with Retry-After, which Dropbox clients retry."""
+
+
 class BadRequest(Exception):
     """Input that Dropbox answers with a 400 plain-text message (not a route error)."""
 

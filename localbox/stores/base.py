@@ -11,13 +11,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from localbox.domain.errors import StoreUnavailable
 from localbox.domain.models import Account, Entry, Job, Piece, Token, UploadSession
 
 T = TypeVar("T")
-
-
-class StoreUnavailable(Exception):
-    """The backend cannot serve right now (disk full, database locked too long...).  Retryable."""
+__all__ = ["BlobStore", "BodyTooLarge", "MetadataStore", "MetadataTx", "StagedAppend", "StoreUnavailable"]
 
 
 class MetadataTx(Protocol):

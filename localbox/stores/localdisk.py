@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from localbox.domain.content_hash import BLOCK_SIZE
+from localbox.domain.errors import StoreUnavailable
 from localbox.stores.base import BodyTooLarge, StagedAppend
 
 _READ_CHUNK = 1024 * 1024
@@ -37,6 +39,17 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _space_errors() -> Iterator[None]:
+    """A full disk is a retryable condition for clients, not a bug: report it as StoreUnavailable."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StoreUnavailable("insufficient space for file data") from e
+        raise
 
 
 def _fsync_dirs(dirs: set[Path]) -> None:
@@ -129,8 +142,15 @@ class LocalDiskBlobStore:
         chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,
         seal: bool = False,
     ) -> StagedAppend:
-        """See BlobStore.append_staged.  With `seal`, the final partial block is stored as a block too
-        and its digest is the last of `new_blocks` (tail_length is then 0)."""
+        """See BlobStore.append_staged."""
+        with _space_errors():
+            return await self._append_staged(staging_id, block_index, tail_length, chunks, limit, tap, seal)
+
+    async def _append_staged(
+        self, staging_id: str, block_index: int, tail_length: int,
+        chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,
+        seal: bool = False,
+    ) -> StagedAppend:
         sdir = self.staging_dir / staging_id
         if not sdir.is_dir():
             sdir.mkdir(exist_ok=True)
@@ -222,7 +242,8 @@ class LocalDiskBlobStore:
             finally:
                 os.close(fd)
 
-        digest, d = await asyncio.get_running_loop().run_in_executor(None, _seal)
+        with _space_errors():
+            digest, d = await asyncio.get_running_loop().run_in_executor(None, _seal)
         await asyncio.get_running_loop().run_in_executor(None, _fsync_dir, d)
         self._tail_hashers.pop(staging_id, None)
         return digest

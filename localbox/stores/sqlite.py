@@ -29,7 +29,7 @@ from localbox.domain.models import (
     Token,
     UploadSession,
 )
-from localbox.stores.base import StoreUnavailable
+from localbox.domain.errors import StoreUnavailable
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
@@ -298,6 +298,9 @@ class SqliteMetadataStore:
             raise StoreUnavailable(str(e)) from e
         try:
             result = fn(_Tx(db))
+        except sqlite3.OperationalError as e:  # disk full, I/O error, lock timeout: retryable
+            db.execute("ROLLBACK")
+            raise StoreUnavailable(str(e)) from e
         except BaseException:
             db.execute("ROLLBACK")
             raise
