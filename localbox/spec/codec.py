@@ -58,13 +58,15 @@ def decode_arg(validator: Any, raw: str | bytes | None) -> Any:
     else:
         try:
             obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise WireError("could not decode input as JSON") from None
-    _reject_bool_ints(validator, obj, "")
     try:
+        _reject_bool_ints(validator, obj, "")
         return ss.json_compat_obj_decode(validator, obj, strict=True)
     except bv.ValidationError as e:
         raise WireError(str(e)) from None
+    except RecursionError:
+        raise WireError("input is nested too deeply") from None
 
 
 def decode_obj(validator: Any, obj: Any) -> Any:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from localbox.domain.errors import StoreUnavailable
 from localbox.domain.models import (
     Account,
     Entry,
@@ -29,7 +30,6 @@ from localbox.domain.models import (
     Token,
     UploadSession,
 )
-from localbox.domain.errors import StoreUnavailable
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1

@@ -1,0 +1,141 @@
+"""Test harness shared by every tier: a real `localbox serve` process and SDK clients bound to it."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+LOCALBOX = [sys.executable, "-m", "localbox"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Account:
+    email: str
+    account_id: str
+    token: str
+
+
+class LocalServer:
+    """A `localbox serve` subprocess with its own data dir."""
+
+    def __init__(self, data_dir: Path, extra_args: Sequence[str] = ()) -> None:
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+
+    # -- process control -------------------------------------------------------------
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(
+            [*LOCALBOX, "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+             "--port", str(self.port), *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"localbox serve exited early:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"localbox serve did not listen in time:\n{self.log()}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, kill: bool = False) -> None:
+        self.stop(kill=kill)
+        self.start()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    # -- admin CLI -------------------------------------------------------------------
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(
+            [*LOCALBOX, *args, "--data-dir", str(self.data_dir)],
+            capture_output=True, text=True, timeout=60,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"localbox {' '.join(args)} failed ({out.returncode}):\n{out.stderr}")
+        return out.stdout
+
+    def new_account(self, scopes: Sequence[str] | None = None, name: str = "Test User") -> Account:
+        email = f"user-{secrets.token_hex(4)}@example.com"
+        account_id = self.cli("account", "create", email, "--name", name).strip().splitlines()[-1]
+        args = ["token", "create", email]
+        for s in scopes or ():
+            args += ["--scope", s]
+        token = self.cli(*args).strip().splitlines()[-1]
+        return Account(email=email, account_id=account_id, token=token)
+
+    def new_token(self, email: str, scopes: Sequence[str] | None = None) -> str:
+        args = ["token", "create", email]
+        for s in scopes or ():
+            args += ["--scope", s]
+        return self.cli(*args).strip().splitlines()[-1]
+
+
+class _RewriteToLocal(HTTPAdapter):
+    """Sends every https://<dropbox host>/... request to the local plain-HTTP server instead."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        _, _, rest = request.url.partition("://")
+        _, _, path = rest.partition("/")
+        request.url = f"{self.base_url}/{path}"
+        return super().send(request, *args, **kwargs)
+
+
+def local_session(base_url: str) -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False  # REQUESTS_CA_BUNDLE / HTTPS_PROXY must not interfere
+    s.mount("https://", _RewriteToLocal(base_url))
+    return s
+
+
+def make_sdk(server: LocalServer, token: str, **kwargs: Any) -> Any:
+    import dropbox
+
+    kwargs.setdefault("max_retries_on_error", 0)
+    kwargs.setdefault("max_retries_on_rate_limit", 0)
+    return dropbox.Dropbox(token, session=local_session(server.url), **kwargs)
