@@ -57,6 +57,15 @@ def _fsync_dirs(dirs: set[Path]) -> None:
         _fsync_dir(d)
 
 
+def _copy_prefix(src: int, dst: int, length: int) -> None:
+    done = 0
+    while done < length:
+        n = os.copy_file_range(src, dst, length - done, done, done)
+        if n == 0:
+            raise OSError("short copy of a staged block")
+        done += n
+
+
 def _write_all(fd: int, data: memoryview) -> None:
     while data.nbytes:
         n = os.write(fd, data)
@@ -89,16 +98,46 @@ class LocalDiskBlobStore:
             _fsync_dir(self.blocks_dir)
 
     # -- block placement (runs in worker threads)
-    def _place_by_rename(self, fd: int, src: Path, digest: bytes) -> Path:
-        os.fsync(fd)
-        os.close(fd)
+    def _store_block(
+        self, prefix_fd: int | None, prefix_len: int, hasher: Any, data: bytearray,
+    ) -> tuple[bytes, Path | None]:
+        """Finish a block: hash `data` onto `hasher` and make [prefix of the tail file] + data durable
+        under the digest.  Returns the digest and the folder that gained a name (None: already stored)."""
+        hasher.update(data)
+        digest: bytes = hasher.digest()
         dest = self.block_path(digest)
         if dest.exists():
-            os.unlink(src)
-            return dest.parent
+            return digest, None  # identical block already stored (and fsync'd before it was named)
         self._ensure_fanout(dest.parent)
-        os.replace(src, dest)
-        return dest.parent
+        tmp = self.tmp_dir / secrets.token_hex(12)
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            if prefix_fd is not None:
+                _copy_prefix(prefix_fd, out, prefix_len)
+                os.lseek(out, prefix_len, os.SEEK_SET)  # copy_file_range with offsets leaves it at 0
+            _write_all(out, memoryview(data))
+            os.fsync(out)
+        finally:
+            os.close(out)
+        os.replace(tmp, dest)
+        return digest, dest.parent
+
+    @staticmethod
+    def _extend_tail(path: Path, acked: int, hasher: Any, data: bytearray) -> None:
+        """Append unacknowledged bytes after the acknowledged prefix of a tail file, durably."""
+        hasher.update(data)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, acked)  # bytes of an earlier call that was never acknowledged go first
+            view = memoryview(data)
+            pos = acked
+            while view.nbytes:
+                n = os.pwrite(fd, view, pos)
+                view = view[n:]
+                pos += n
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _place_by_copy(self, fd: int, length: int, digest: bytes, close: bool) -> Path:
         dest = self.block_path(digest)
@@ -107,12 +146,7 @@ class LocalDiskBlobStore:
             tmp = self.tmp_dir / secrets.token_hex(12)
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                done = 0
-                while done < length:
-                    n = os.copy_file_range(fd, out, length - done, done, done)
-                    if n == 0:
-                        raise OSError("short copy of a staged block")
-                    done += n
+                _copy_prefix(fd, out, length)
                 os.fsync(out)
             finally:
                 os.close(out)
@@ -148,27 +182,24 @@ class LocalDiskBlobStore:
 
     async def _append_staged(
         self, staging_id: str, block_index: int, tail_length: int,
-        chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,
-        seal: bool = False,
+        chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None, seal: bool,
     ) -> StagedAppend:
-        sdir = self.staging_dir / staging_id
-        if not sdir.is_dir():
-            sdir.mkdir(exist_ok=True)
-            if not seal:
-                # The tail will outlive this call: make its folder's name durable too.
-                await asyncio.get_running_loop().run_in_executor(None, _fsync_dir, self.staging_dir)
-        index = block_index
-        path = self._tail_path(staging_id, index)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        os.ftruncate(fd, tail_length)  # drop bytes of an earlier call that was never acknowledged
-        os.lseek(fd, tail_length, os.SEEK_SET)
-        acked = tail_length  # bytes in the current tail file that an earlier call acknowledged
-        filled = tail_length
-        hasher = self._hasher_for(staging_id, index, tail_length, fd)
-        new_blocks: list[bytes] = []
-        pending: list[asyncio.Future[Path]] = []
-        received = 0
+        # The event loop only receives and buffers; hashing and writing a completed block run in a
+        # worker thread (hashlib and os.write release the GIL), overlapping with the next block's receive.
         loop = asyncio.get_running_loop()
+        index, acked = block_index, tail_length
+        prefix_fds: list[int] = []
+        prefix_fd: int | None = None
+        if acked:
+            prefix_fd = os.open(self._tail_path(staging_id, index), os.O_RDONLY)
+            prefix_fds.append(prefix_fd)
+            hasher = self._hasher_for(staging_id, index, acked, prefix_fd)
+        else:
+            hasher = hashlib.sha256()
+        buf = bytearray()
+        room = BLOCK_SIZE - acked
+        stored: list[asyncio.Future[tuple[bytes, Path | None]]] = []
+        received = 0
         try:
             async for chunk in chunks:
                 received += len(chunk)
@@ -178,55 +209,41 @@ class LocalDiskBlobStore:
                     tap(chunk)
                 view = memoryview(chunk)
                 while view.nbytes:
-                    take = min(BLOCK_SIZE - filled, view.nbytes)
-                    part = view[:take]
-                    _write_all(fd, part)
-                    hasher.update(part)
-                    filled += take
+                    take = min(room - len(buf), view.nbytes)
+                    buf += view[:take]
                     view = view[take:]
-                    if filled == BLOCK_SIZE:
-                        digest = hasher.digest()
-                        new_blocks.append(digest)
-                        if acked:
-                            pending.append(loop.run_in_executor(
-                                None, self._place_by_copy, fd, BLOCK_SIZE, digest, True))
-                        else:
-                            pending.append(loop.run_in_executor(None, self._place_by_rename, fd, path, digest))
-                        fd = -1
-                        index += 1
-                        path = self._tail_path(staging_id, index)
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-                        acked = filled = 0
-                        hasher = hashlib.sha256()
-            if seal and filled:
-                digest = hasher.digest()
-                new_blocks.append(digest)
-                if acked:
-                    pending.append(loop.run_in_executor(None, self._place_by_copy, fd, filled, digest, True))
-                else:
-                    pending.append(loop.run_in_executor(None, self._place_by_rename, fd, path, digest))
-                fd = -1
-                self._tail_hashers.pop(staging_id, None)
-                filled = 0
-                hasher = hashlib.sha256()
-            elif fd >= 0:
-                await loop.run_in_executor(None, os.fsync, fd)
-                self._tail_hashers[staging_id] = (index, filled, hasher.copy())
-            dirs = set(await asyncio.gather(*pending))
-            pending = []
-            if seal and block_index == 0 and tail_length == 0:
-                # Everything this session holds is now in blocks (a one-shot upload): no staging to keep.
-                with contextlib.suppress(OSError):
-                    os.rmdir(sdir)
-            else:
+                    if len(buf) == room:
+                        if len(stored) >= 2:
+                            await stored[-2]  # bound memory: at most two blocks in flight per request
+                        stored.append(loop.run_in_executor(None, self._store_block, prefix_fd, acked, hasher, buf))
+                        index, acked, prefix_fd, room = index + 1, 0, None, BLOCK_SIZE
+                        hasher, buf = hashlib.sha256(), bytearray()
+            tail = acked + len(buf)
+            if seal and tail:
+                stored.append(loop.run_in_executor(None, self._store_block, prefix_fd, acked, hasher, buf))
+                hasher, tail = hashlib.sha256(), 0
+            results = await asyncio.gather(*stored)
+            stored = []
+            dirs = {d for _, d in results if d is not None}
+            if buf and not seal:
+                sdir = self.staging_dir / staging_id
+                if not sdir.is_dir():
+                    sdir.mkdir(exist_ok=True)
+                    dirs.add(self.staging_dir)
                 dirs.add(sdir)
+                await loop.run_in_executor(None, self._extend_tail, self._tail_path(staging_id, index), acked,
+                                           hasher, buf)
+            if seal:
+                self._tail_hashers.pop(staging_id, None)
+            elif tail:
+                self._tail_hashers[staging_id] = (index, tail, hasher.copy())
             await loop.run_in_executor(None, _fsync_dirs, dirs)
         finally:
-            if fd >= 0:
+            if stored:
+                await asyncio.gather(*stored, return_exceptions=True)
+            for fd in prefix_fds:
                 os.close(fd)
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-        return StagedAppend(tuple(new_blocks), filled, hasher.digest(), received)
+        return StagedAppend(tuple(d for d, _ in results), tail, hasher.digest(), received)
 
     async def seal_tail(self, staging_id: str, block_index: int, tail_length: int) -> bytes | None:
         if tail_length == 0:
