@@ -51,13 +51,18 @@ def _subtype_fields(v: Any, tag: Any) -> dict[str, Any]:
     return {}
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python accepts them, JSON does not
+
+
 def decode_arg(validator: Any, raw: str | bytes | None) -> Any:
     """Decode a route argument (JSON text) strictly: unknown fields, bad types and patterns are errors."""
     if raw is None or (isinstance(raw, bytes | str) and not raw.strip()):
         obj: Any = None
     else:
         try:
-            obj = json.loads(raw)
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            obj = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise WireError("could not decode input as JSON") from None
     try:

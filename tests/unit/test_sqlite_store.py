@@ -1,0 +1,316 @@
+"""SqliteMetadataStore on a temporary file: transactions, compare-and-set, listings."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from localbox.domain.models import (
+    Account,
+    Entry,
+    EntryKind,
+    Job,
+    JobState,
+    Piece,
+    SessionState,
+    SessionType,
+    UploadSession,
+)
+from localbox.stores.sqlite import SqliteMetadataStore
+
+pytestmark = pytest.mark.unit
+
+
+def close(store: SqliteMetadataStore) -> None:
+    asyncio.run(store.close())
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[SqliteMetadataStore]:
+    s = SqliteMetadataStore(tmp_path / "db" / "metadata.sqlite3")
+    yield s
+    close(s)
+
+
+def account(n: int = 1) -> Account:
+    return Account(f"dbid:{n:035d}", f"user{n}@example.com", "Ann", "Example", f"{1000 + n}", 1.5)
+
+
+def session(sid: str = "s1", offset: int = 0, blocks: list[bytes] | None = None) -> UploadSession:
+    return UploadSession(sid, "dbid:x", SessionType.SEQUENTIAL, offset, False, 10.0, 20.0, blocks or [])
+
+
+_ids = itertools.count()
+
+
+def entry(ns: str, path_lower: str, seq: int = 1, kind: EntryKind = EntryKind.FILE) -> Entry:
+    return Entry(namespace_id=ns, path_lower=path_lower, path_display=path_lower.upper(),
+                 name=path_lower.rsplit("/", 1)[1], kind=kind, id=f"id:{next(_ids)}", seq=seq)
+
+
+class Boom(Exception):
+    pass
+
+
+# -- transactions --------------------------------------------------------------------------------
+def test_run_sync_commits(store: SqliteMetadataStore) -> None:
+    a = account()
+
+    def create(tx: Any) -> str:
+        tx.insert_account(a)
+        tx.insert_namespace(a.root_namespace_id, a.account_id)
+        return "done"
+
+    assert store.run_sync(create) == "done"
+    assert store.run_sync(lambda tx: tx.get_account(a.account_id)) == a
+    assert store.run_sync(lambda tx: tx.get_account_by_email("USER1@example.com")) == a  # NOCASE
+    assert store.run_sync(lambda tx: tx.namespace_owner(a.root_namespace_id)) == a.account_id
+
+
+def test_run_sync_rolls_back_on_error(store: SqliteMetadataStore) -> None:
+    a = account()
+
+    def failing(tx: Any) -> None:
+        tx.insert_account(a)
+        tx.insert_namespace(a.root_namespace_id, a.account_id)
+        tx.next_seq(a.root_namespace_id)
+        raise Boom
+
+    with pytest.raises(Boom):
+        store.run_sync(failing)
+    assert store.run_sync(lambda tx: tx.get_account(a.account_id)) is None
+    assert store.run_sync(lambda tx: tx.namespace_owner(a.root_namespace_id)) is None
+    # the store is still usable after a rollback
+    store.run_sync(lambda tx: tx.insert_account(a))
+    assert store.run_sync(lambda tx: tx.get_account(a.account_id)) == a
+
+
+def test_async_run_commits_and_rolls_back(store: SqliteMetadataStore) -> None:
+    a, b = account(1), account(2)
+
+    async def go() -> None:
+        await store.run(lambda tx: tx.insert_account(a))
+
+        def failing(tx: Any) -> None:
+            tx.insert_account(b)
+            raise Boom
+
+        with pytest.raises(Boom):
+            await store.run(failing)
+
+    asyncio.run(go())
+    assert store.run_sync(lambda tx: tx.get_account(a.account_id)) == a
+    assert store.run_sync(lambda tx: tx.get_account(b.account_id)) is None
+
+
+def test_data_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    s = SqliteMetadataStore(path)
+    s.run_sync(lambda tx: tx.insert_account(account()))
+    close(s)
+    s2 = SqliteMetadataStore(path)
+    try:
+        assert s2.run_sync(lambda tx: tx.get_account(account().account_id)) == account()
+    finally:
+        close(s2)
+
+
+def test_seq_counter(store: SqliteMetadataStore) -> None:
+    store.run_sync(lambda tx: tx.insert_namespace("77", "dbid:x"))
+    assert store.run_sync(lambda tx: tx.current_seq("77")) == 0
+    assert store.run_sync(lambda tx: [tx.next_seq("77"), tx.next_seq("77")]) == [1, 2]
+
+    def bump_then_fail(tx: Any) -> None:
+        tx.next_seq("77")
+        raise Boom
+
+    with pytest.raises(Boom):
+        store.run_sync(bump_then_fail)
+    assert store.run_sync(lambda tx: tx.current_seq("77")) == 2
+    assert store.run_sync(lambda tx: tx.current_seq("unknown")) == 0
+
+
+# -- sessions ------------------------------------------------------------------------------------
+def test_session_round_trip(store: SqliteMetadataStore) -> None:
+    blocks = [hashlib.sha256(bytes([i])).digest() for i in range(3)]
+    s = session(offset=5, blocks=blocks)
+    store.run_sync(lambda tx: tx.insert_session(s))
+    got = store.run_sync(lambda tx: tx.get_session("s1"))
+    assert got == s
+    assert store.run_sync(lambda tx: tx.get_session("nope")) is None
+
+
+def test_update_session_compare_and_set(store: SqliteMetadataStore) -> None:
+    store.run_sync(lambda tx: tx.insert_session(session(offset=0)))
+    d = hashlib.sha256(b"x").digest()
+    first = session(offset=100, blocks=[d])
+    assert store.run_sync(lambda tx: tx.update_session(first, 0)) is True
+    stale = session(offset=200, blocks=[d, d])
+    assert store.run_sync(lambda tx: tx.update_session(stale, 0)) is False
+    got = store.run_sync(lambda tx: tx.get_session("s1"))
+    assert got is not None and got.offset == 100 and got.blocks == [d]
+    done = session(offset=100, blocks=[d])
+    done.closed, done.state = True, SessionState.COMMITTED
+    assert store.run_sync(lambda tx: tx.update_session(done, 100)) is True
+    got = store.run_sync(lambda tx: tx.get_session("s1"))
+    assert got is not None and got.closed and got.state == SessionState.COMMITTED
+    assert store.run_sync(lambda tx: tx.update_session(session("missing", 1), 0)) is False
+
+
+def test_pieces_ordered_and_replaced(store: SqliteMetadataStore) -> None:
+    d1, d2, d3 = (hashlib.sha256(bytes([i])).digest() for i in range(3))
+
+    def put(tx: Any) -> None:
+        tx.insert_piece("s1", Piece(8, 4, (d2,)))
+        tx.insert_piece("s1", Piece(0, 8, (d1, d1)))
+        tx.insert_piece("s2", Piece(0, 1, (d3,)))
+        tx.insert_piece("s1", Piece(8, 5, (d3,)))  # a retry of the same offset replaces it
+
+    store.run_sync(put)
+    assert store.run_sync(lambda tx: tx.list_pieces("s1")) == [Piece(0, 8, (d1, d1)), Piece(8, 5, (d3,))]
+    assert store.run_sync(lambda tx: tx.list_pieces("none")) == []
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+def test_jobs_lifecycle(store: SqliteMetadataStore) -> None:
+    jobs = [Job(f"j{i}", "dbid:x", "finish_batch", JobState.PENDING, created, "{}")
+            for i, created in enumerate([5.0, 1.0, 3.0])]
+
+    def put(tx: Any) -> None:
+        for j in jobs:
+            tx.insert_job(j)
+
+    store.run_sync(put)
+    assert [j.job_id for j in store.run_sync(lambda tx: tx.pending_jobs())] == ["j1", "j2", "j0"]
+    store.run_sync(lambda tx: tx.complete_job("j1", '{"ok": 1}', 100.0))
+    store.run_sync(lambda tx: tx.complete_job("j2", '{"ok": 2}', 200.0))
+    got = store.run_sync(lambda tx: tx.get_job("j1"))
+    assert got is not None and got.state == JobState.COMPLETE and got.result == '{"ok": 1}' and got.completed == 100.0
+    assert [j.job_id for j in store.run_sync(lambda tx: tx.pending_jobs())] == ["j0"]
+    assert store.run_sync(lambda tx: tx.delete_jobs_before(150.0)) == 1
+    assert store.run_sync(lambda tx: tx.get_job("j1")) is None
+    assert store.run_sync(lambda tx: tx.get_job("j2")) is not None
+    assert store.run_sync(lambda tx: tx.get_job("j0")) is not None  # pending jobs are never purged
+
+
+# -- entries -------------------------------------------------------------------------------------
+def put_all(store: SqliteMetadataStore, entries: list[Entry]) -> None:
+    def put(tx: Any) -> None:
+        for e in entries:
+            tx.put_entry(e)
+
+    store.run_sync(put)
+
+
+def listing(store: SqliteMetadataStore, ns: str, parent: str, **kw: Any) -> list[str]:
+    kw.setdefault("after", "")
+    kw.setdefault("limit", 1000)
+    return [e.path_lower for e in store.run_sync(lambda tx: tx.list_entries(ns, parent, **kw))]
+
+
+def test_entry_round_trip_and_replace(store: SqliteMetadataStore) -> None:
+    e = entry("1", "/a/b.txt", seq=3)
+    e.blocks = [hashlib.sha256(b"1").digest(), hashlib.sha256(b"2").digest()]
+    e.size, e.content_hash, e.rev = 7, "ab" * 32, "0123456789"
+    put_all(store, [e])
+    assert store.run_sync(lambda tx: tx.get_entry("1", "/a/b.txt")) == e
+    assert store.run_sync(lambda tx: tx.get_entry("2", "/a/b.txt")) is None
+    assert store.run_sync(lambda tx: tx.get_entry_by_id(e.id)) == e
+    e2 = entry("1", "/a/b.txt", seq=4)
+    put_all(store, [e2])
+    assert store.run_sync(lambda tx: tx.get_entry("1", "/a/b.txt")) == e2
+    dead = entry("1", "/gone", kind=EntryKind.DELETED)
+    put_all(store, [dead])
+    assert store.run_sync(lambda tx: tx.get_entry_by_id(dead.id)) is None
+    assert store.run_sync(lambda tx: tx.get_entry("1", "/gone")) == dead
+
+
+def test_list_entries_children_and_recursive(store: SqliteMetadataStore) -> None:
+    paths = ["/b", "/a", "/a/z", "/a/c", "/a/c/d", "/ab", "/ab/x", "/a b", "/a.b"]
+    put_all(store, [entry("1", p, seq=i + 1) for i, p in enumerate(paths)])
+    put_all(store, [entry("2", "/a/other-namespace")])
+    assert listing(store, "1", "", recursive=False) == ["/a", "/a b", "/a.b", "/ab", "/b"]
+    assert listing(store, "1", "/a", recursive=False) == ["/a/c", "/a/z"]
+    assert listing(store, "1", "/a", recursive=True) == ["/a/c", "/a/c/d", "/a/z"]
+    assert listing(store, "1", "", recursive=True) == sorted(paths)
+    assert listing(store, "1", "/a/c/d", recursive=True) == []
+    # paging with `after` and `limit`
+    assert listing(store, "1", "", recursive=True, limit=3) == ["/a", "/a b", "/a.b"]
+    assert listing(store, "1", "", recursive=True, after="/a.b", limit=3) == ["/a/c", "/a/c/d", "/a/z"]
+    # seq window: min_seq < seq <= max_seq  (seq = position in `paths` + 1)
+    assert listing(store, "1", "", recursive=True, min_seq=2, max_seq=5) == ["/a/c", "/a/c/d", "/a/z"]
+    assert listing(store, "1", "", recursive=True, max_seq=2) == ["/a", "/b"]
+
+
+def test_list_entries_like_wildcards_are_literal(store: SqliteMetadataStore) -> None:
+    paths = ["/a_b", "/a_b/in", "/axb", "/axb/out", "/p%", "/p%/in", "/pq", "/pq/out", "/s\\", "/s\\/in", "/sx/out"]
+    put_all(store, [entry("1", p) for p in paths])
+    assert listing(store, "1", "/a_b", recursive=True) == ["/a_b/in"]
+    assert listing(store, "1", "/p%", recursive=True) == ["/p%/in"]
+    assert listing(store, "1", "/s\\", recursive=True) == ["/s\\/in"]
+
+
+# Random namespaces: one store, one fresh namespace per example.
+_NAMES = st.text(st.sampled_from("ab_%\\ .é"), min_size=1, max_size=2)
+_PATHS = st.lists(_NAMES, min_size=1, max_size=3).map(lambda ns: "".join("/" + n for n in ns))
+
+
+@pytest.fixture(scope="module")
+def shared_store() -> Iterator[SqliteMetadataStore]:
+    with tempfile.TemporaryDirectory() as d:
+        s = SqliteMetadataStore(Path(d) / "m.sqlite3")
+        yield s
+        close(s)
+
+
+_ns_counter = itertools.count(1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    items=st.dictionaries(_PATHS, st.integers(1, 8), min_size=1, max_size=25),
+    parent_pick=st.integers(0, 100),
+    recursive=st.booleans(),
+    limit=st.integers(1, 6),
+    min_seq=st.one_of(st.none(), st.integers(0, 8)),
+    max_seq=st.one_of(st.none(), st.integers(0, 8)),
+)
+def test_list_entries_matches_oracle(
+    shared_store: SqliteMetadataStore, items: dict[str, int], parent_pick: int, recursive: bool, limit: int,
+    min_seq: int | None, max_seq: int | None,
+) -> None:
+    ns = f"hyp{next(_ns_counter)}"
+    put_all(shared_store, [entry(ns, p, seq) for p, seq in items.items()])
+    parents = sorted({""} | {p.rsplit("/", 1)[0] for p in items} | set(items))
+    parent = parents[parent_pick % len(parents)]
+
+    def below(p: str) -> bool:
+        if not p.startswith(parent + "/"):
+            return False
+        return recursive or "/" not in p[len(parent) + 1 :]
+
+    expected = sorted(
+        p for p, seq in items.items()
+        if below(p) and (min_seq is None or seq > min_seq) and (max_seq is None or seq <= max_seq)
+    )
+    # page through with `after` = last path of the previous page
+    got: list[str] = []
+    after = ""
+    while True:
+        page = listing(shared_store, ns, parent, recursive=recursive, after=after, limit=limit,
+                       min_seq=min_seq, max_seq=max_seq)
+        assert len(page) <= limit
+        got += page
+        if len(page) < limit:
+            break
+        after = page[-1]
+    assert got == expected
