@@ -189,11 +189,13 @@ class UploadSessionService:
         self, caller: Caller, session_id: str, offset: int, *, close: bool, content_hash: str | None, body: Body,
     ) -> None:
         self._check_length(body)
+        session = await self._load(caller, session_id)
+        if session.session_type == SessionType.CONCURRENT:
+            # Pieces are independent blocks recorded in one transaction each: no lock, full parallelism.
+            await self._append_concurrent(session, offset, close, content_hash, body)
+            return
         async with self._locks.hold(session_id):
             session = await self._load(caller, session_id)
-            if session.session_type == SessionType.CONCURRENT:
-                await self._append_concurrent(session, offset, close, content_hash, body)
-                return
             if session.closed:
                 raise SessionLookupError("closed")
             if offset != session.offset:
@@ -278,9 +280,10 @@ class UploadSessionService:
                 raise SessionLookupError("closed")
             tx.insert_piece(session.session_id, piece)
             if close:
+                expected = current.offset
                 current.closed = True
                 current.offset = offset + size
-                tx.update_session(current, session.offset)
+                tx.update_session(current, expected)
 
         await self.store.run(_record)
 
