@@ -96,7 +96,7 @@ class AccountService:
             account = tx.get_account(token.account_id)
             return None if account is None else (account, token.scopes)
 
-        found = await self.store.run(_lookup)
+        found = await self.store.read(_lookup)
         if found is None:
             raise AuthFailure("invalid_access_token")
         return found
@@ -109,7 +109,7 @@ class AccountService:
             if namespace_id != account.root_namespace_id:
                 raise PathRootFailure("invalid_root", account.root_namespace_id, account.root_namespace_id)
             return account.root_namespace_id
-        owner = await self.store.run(lambda tx: tx.namespace_owner(namespace_id or ""))
+        owner = await self.store.read(lambda tx: tx.namespace_owner(namespace_id or ""))
         if owner != account.account_id:
             raise PathRootFailure("no_permission")
         return namespace_id or account.root_namespace_id

@@ -252,7 +252,7 @@ class FileService:
                 raise PathLookupError("not_found")
             return entry
 
-        return await self.store.run(_get)
+        return await self.store.read(_get)
 
     async def file_for_download(self, caller: Caller, path: str) -> Entry:
         entry = await self.get_metadata(caller, path)
@@ -281,7 +281,7 @@ class FileService:
             head = [entry] if recursive and entry is not None else []
             return self._page(tx, cursor, head)
 
-        return await self.store.run(_start)
+        return await self.store.read(_start)
 
     async def list_folder_continue(self, caller: Caller, cursor_text: str) -> ListPage:
         cursor = ListCursor.decode(cursor_text)
@@ -297,7 +297,7 @@ class FileService:
                                c.since, tx.current_seq(c.namespace_id), "")
             return self._page(tx, c, [])
 
-        return await self.store.run(_continue)
+        return await self.store.read(_continue)
 
     def _page(self, tx: MetadataTx, c: ListCursor, head: list[Entry]) -> ListPage:
         room = max(c.limit - len(head), 1)

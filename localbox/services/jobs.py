@@ -169,7 +169,7 @@ class BatchService:
 
     async def check(self, caller: Caller, job_id: str) -> list[EntryOutcome] | None:
         """None while the job runs; its per-entry outcomes once complete."""
-        job = await self.store.run(lambda tx: tx.get_job(job_id))
+        job = await self.store.read(lambda tx: tx.get_job(job_id))
         if job is None or job.account_id != caller.account.account_id or job.kind != FINISH_BATCH:
             raise PollFailure("invalid_async_job_id")
         if job.state == JobState.PENDING or job.result is None:

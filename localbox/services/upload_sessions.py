@@ -94,7 +94,7 @@ class UploadSessionService:
 
     async def _load(self, caller: Caller, session_id: str) -> UploadSession:
         now = time.time()
-        return await self.store.run(lambda tx: _live_session(tx, caller.account.account_id, session_id, now))
+        return await self.store.read(lambda tx: _live_session(tx, caller.account.account_id, session_id, now))
 
     @staticmethod
     def _check_hash(expected: str | None, actual: str) -> None:

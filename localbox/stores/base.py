@@ -77,6 +77,11 @@ class MetadataStore(Protocol):
         """Run `fn` in one transaction: committed if it returns, rolled back if it raises."""
         ...
 
+    async def read(self, fn: Callable[[MetadataTx], T]) -> T:
+        """Run a read-only `fn` on a consistent snapshot of the last committed state.  May run in
+        parallel with `run`; `fn` must not write."""
+        ...
+
     def run_sync(self, fn: Callable[[MetadataTx], T]) -> T:
         """The same, for the admin CLI (no event loop)."""
         ...

@@ -274,6 +274,8 @@ class SqliteMetadataStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        # Readers run beside the writer (WAL): a long batch commit must not stall auth or /check.
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._sync_lock = threading.Lock()
         self.run_sync(lambda tx: None)  # create the schema now: fail early on a bad path
@@ -290,10 +292,10 @@ class SqliteMetadataStore:
             self._local.db = db
         return db
 
-    def _transact(self, fn: Callable[[Any], T]) -> T:
+    def _transact(self, fn: Callable[[Any], T], begin: str = "BEGIN IMMEDIATE") -> T:
         db = self._connect()
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute(begin)
         except sqlite3.OperationalError as e:
             raise StoreUnavailable(str(e)) from e
         try:
@@ -315,6 +317,10 @@ class SqliteMetadataStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transact, fn)
 
+    async def read(self, fn: Callable[[Any], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._transact, fn, "BEGIN DEFERRED")
+
     def run_sync(self, fn: Callable[[Any], T]) -> T:
         with self._sync_lock:
             return self._executor.submit(self._transact, fn).result()
@@ -326,5 +332,8 @@ class SqliteMetadataStore:
                 db.close()
                 self._local.db = None
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, _close)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, _close)
         self._executor.shutdown(wait=True)
+        # Reader threads close their connections when the pool's threads exit.
+        self._readers.shutdown(wait=True)
