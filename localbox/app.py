@@ -48,6 +48,7 @@ def build_services(settings: Settings, backends: Backends) -> Services:
         sessions=UploadSessionService(backends.metadata, backends.blobs, limits),
         batches=BatchService(backends.metadata, backends.blobs, settings.job_retention),
         files=FileService(backends.metadata, backends.blobs),
+        quota=settings.quota,
     )
 
 

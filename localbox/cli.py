@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--session-ttl", help="upload session lifetime, e.g. 7d (default), 3600s")
     serve.add_argument("--job-retention", help="how long finished batch results stay checkable (default 24h)")
     serve.add_argument("--max-session-size", help="largest file through a session, e.g. 2TiB, 350GB")
+    serve.add_argument("--quota", help="space allocation reported by users/get_space_usage (default 2TiB)")
     serve.add_argument("--log-level", help="debug, info (default), warning, error")
 
     account = sub.add_parser("account", help="manage accounts")
@@ -51,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _SETTING_FLAGS = ("data_dir", "host", "port", "tls_cert", "tls_key", "session_ttl", "job_retention",
-                  "max_session_size", "log_level")
+                  "max_session_size", "quota", "log_level")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -63,6 +63,8 @@ class Settings:
     job_retention: float = field(default=86400.0, metadata={"cast": parse_duration})
     # Largest file an upload session may reach (files.stone: 2^41 - 2^22 bytes).
     max_session_size: int = field(default=2**41 - 2**22, metadata={"cast": parse_size})
+    # The allocation users/get_space_usage reports for every account (not enforced yet).
+    quota: int = field(default=2 * 1024**4, metadata={"cast": parse_size})
     log_level: str = field(default="info", metadata={"cast": str})
 
     @property

@@ -31,3 +31,4 @@ class Services:
     sessions: UploadSessionService
     batches: BatchService
     files: FileService
+    quota: int = 2 * 1024**4

@@ -102,4 +102,6 @@ def route_error_json(route: str, error_validator: Any, err: DomainError) -> tupl
     if nest is None:
         raise UnmappedError(f"{route} cannot report {err.family}/{'/'.join(err.tags)}")
     tags, payload = nest(err)
-    return "/".join(tags) + "/...", build_union(error_validator, tags, payload)
+    # The summary names the whole tag path, even where a struct member (UploadError.path) hides it.
+    path = tags if tags[len(tags) - len(err.tags):] == err.tags else (*tags, *err.tags)
+    return "/".join(path) + "/...", build_union(error_validator, tags, payload)

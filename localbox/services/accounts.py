@@ -101,6 +101,9 @@ class AccountService:
             raise AuthFailure("invalid_access_token")
         return found
 
+    async def bytes_used(self, account_id: str) -> int:
+        return await self.store.read(lambda tx: tx.bytes_used(account_id))
+
     async def resolve_path_root(self, account: Account, tag: str, namespace_id: str | None) -> str:
         """The namespace that relative paths address, per Dropbox-API-Path-Root."""
         if tag == "home":

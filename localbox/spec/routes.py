@@ -24,6 +24,7 @@ _SCOPES: dict[str, str] = {
     "files/list_folder": "files.metadata.read",
     "files/list_folder/continue": "files.metadata.read",
     "users/get_current_account": "account_info.read",
+    "users/get_space_usage": "account_info.read",
     "check/user": "account_info.read",
 }
 

@@ -127,6 +127,12 @@ class _Tx:
         row = self._one("UPDATE namespaces SET seq = seq + 1 WHERE namespace_id=? RETURNING seq", namespace_id)
         return int(row[0])
 
+    def bytes_used(self, account_id: str) -> int:
+        row = self._one(
+            "SELECT COALESCE(SUM(e.size), 0) FROM entries e JOIN namespaces n ON n.namespace_id = e.namespace_id "
+            "WHERE n.owner_account_id=? AND e.kind='file'", account_id)
+        return int(row[0])
+
     def current_seq(self, namespace_id: str) -> int:
         row = self._one("SELECT seq FROM namespaces WHERE namespace_id=?", namespace_id)
         return 0 if row is None else int(row[0])

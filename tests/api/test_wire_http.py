@@ -229,11 +229,17 @@ def test_check_user_query_limit(api: Api) -> None:
     bad_input(api.rpc("check/user", {"query": "q" * 501}), "check/user")
 
 
-@pytest.mark.parametrize("body", [b"{}", b"null", b""], ids=["empty-object", "null", "empty-body"])
+@pytest.mark.parametrize("body", [b"{}", b"null"], ids=["empty-object", "null"])
 def test_check_user_default_query(api: Api, body: bytes) -> None:
-    # EchoArg.query defaults to "". stone decodes `null` as the default of an all-defaults struct;
-    # localbox maps an empty body to null (curl-friendly).
+    # EchoArg.query defaults to "". stone decodes `null` as the default of an all-defaults struct.
     assert ok_json(api.rpc("check/user", raw=body), check.EchoResult_validator) == {"result": ""}
+
+
+def test_check_user_empty_body_is_not_json(api: Api) -> None:
+    # Only Void arguments accept an empty body (as `null`); a struct argument needs JSON.
+    r = api.rpc("check/user", raw=b"")
+    bad_input(r, "check/user")
+    assert "could not decode input as JSON" in r.text
 
 
 def test_rpc_body_escaped_and_raw_utf8_both_decode(api: Api) -> None:

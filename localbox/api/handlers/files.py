@@ -94,6 +94,12 @@ async def get_current_account(svc: Services, call: Call) -> Any:
     )
 
 
+async def get_space_usage(svc: Services, call: Call) -> Any:
+    used = await svc.accounts.bytes_used(call.caller.account.account_id)
+    allocation = users.SpaceAllocation.individual(users.IndividualSpaceAllocation(allocated=svc.quota))
+    return users.SpaceUsage(used=used, allocation=allocation)
+
+
 async def check_user(svc: Services, call: Call) -> Any:
     from localbox.spec import check
 
@@ -106,5 +112,6 @@ HANDLERS = {
     "files/list_folder": list_folder,
     "files/list_folder/continue": list_folder_continue,
     "users/get_current_account": get_current_account,
+    "users/get_space_usage": get_space_usage,
     "check/user": check_user,
 }
