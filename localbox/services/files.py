@@ -21,12 +21,11 @@ from localbox.domain.models import Entry, EntryKind
 from localbox.services.accounts import Caller
 from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
 
-_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 DEFAULT_LIST_LIMIT = 2000
 
 
 def new_file_id() -> str:
-    return "id:" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
+    return "id:" + secrets.token_urlsafe(16)  # 22 characters of [A-Za-z0-9_-], like Dropbox's ids
 
 
 def new_rev(seq: int) -> str:
@@ -100,41 +99,53 @@ def resolve_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | 
     return ns, _live(tx.get_entry(ns, paths.lower(paths.join(ref.names)))), ref
 
 
-def _ensure_parents(tx: MetadataTx, ns: str, names: tuple[str, ...], now: float) -> str:
-    """Check every ancestor of `names` and create the missing folders; returns the parent's display path."""
-    display = ""
-    lower = ""
-    for name in names[:-1]:
+FolderCache = dict[tuple[str, str], str]  # (namespace, path_lower) -> path_display of a live folder
+
+
+def _existing_parents(tx: MetadataTx, ns: str, names: tuple[str, ...], known: FolderCache) -> tuple[str, int]:
+    """Walk the ancestors of `names`: (display path of the deepest existing one, how many exist).
+
+    Raises conflict/file_ancestor when one of them is a file.  Nothing can exist below a missing
+    folder, so the walk stops there.
+    """
+    display = lower = ""
+    for depth, name in enumerate(names[:-1]):
         lower += "/" + name.lower()
-        entry = _live(tx.get_entry(ns, lower))
-        if entry is None:
-            seq = tx.next_seq(ns)
-            display += "/" + name
-            tx.put_entry(Entry(namespace_id=ns, path_lower=lower, path_display=display, name=name,
-                               kind=EntryKind.FOLDER, id=new_file_id(), seq=seq, server_modified=now))
-        elif entry.kind == EntryKind.FILE:
-            raise conflict("file_ancestor")
-        else:
-            display = entry.path_display
+        hit = known.get((ns, lower))
+        if hit is None:
+            entry = _live(tx.get_entry(ns, lower))
+            if entry is None:
+                return display, depth
+            if entry.kind == EntryKind.FILE:
+                raise conflict("file_ancestor")
+            hit = known[(ns, lower)] = entry.path_display
+        display = hit
+    return display, len(names) - 1
+
+
+def _create_parents(
+    tx: MetadataTx, ns: str, names: tuple[str, ...], existing: int, display: str, now: float, known: FolderCache,
+) -> str:
+    lower = paths.lower(paths.join(names[:existing]))
+    for name in names[existing:-1]:
+        lower += "/" + name.lower()
+        display += "/" + name
+        tx.put_entry(Entry(namespace_id=ns, path_lower=lower, path_display=display, name=name,
+                           kind=EntryKind.FOLDER, id=new_file_id(), seq=tx.next_seq(ns), server_modified=now))
+        known[(ns, lower)] = display
     return display
 
 
-def _check_ancestors(tx: MetadataTx, ns: str, names: tuple[str, ...]) -> None:
-    lower = ""
-    for name in names[:-1]:
-        lower += "/" + name.lower()
-        entry = _live(tx.get_entry(ns, lower))
-        if entry is None:
-            return
-        if entry.kind == EntryKind.FILE:
-            raise conflict("file_ancestor")
-
-
-def commit_file_tx(tx: MetadataTx, caller: Caller, spec: CommitSpec, content: Content, now: float) -> Entry:
+def commit_file_tx(
+    tx: MetadataTx, caller: Caller, spec: CommitSpec, content: Content, now: float,
+    known: FolderCache | None = None,
+) -> Entry:
     """Make `content` the file at `spec.path` following Dropbox's write-mode rules.
 
     Raises WriteFailure (malformed_path, conflict/..., no_write_permission).  Writes nothing on failure.
+    `known` caches folders seen in this transaction (a batch shares one).
     """
+    known = {} if known is None else known
     ref = paths.parse(spec.path, for_write=True)
     if ref.file_id is not None:
         target = tx.get_entry_by_id(ref.file_id)
@@ -145,7 +156,7 @@ def commit_file_tx(tx: MetadataTx, caller: Caller, spec: CommitSpec, content: Co
         ns, names = _namespace_for(tx, caller, ref, WriteFailure), ref.names
     if not names:
         raise WriteFailure("malformed_path")
-    _check_ancestors(tx, ns, names)
+    parent_display, existing_parents = _existing_parents(tx, ns, names, known)
     content_hash = content.content_hash
     lower = paths.lower(paths.join(names))
     existing = _live(tx.get_entry(ns, lower))
@@ -171,7 +182,7 @@ def commit_file_tx(tx: MetadataTx, caller: Caller, spec: CommitSpec, content: Co
         names = _free_name(tx, ns, names, conflicted_copy=spec.mode == "update")
         lower = paths.lower(paths.join(names))
 
-    parent_display = _ensure_parents(tx, ns, names, now)
+    parent_display = _create_parents(tx, ns, names, existing_parents, parent_display, now, known)
     if replace is not None:
         tx.keep_revision(replace)
     seq = tx.next_seq(ns)

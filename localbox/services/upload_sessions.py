@@ -19,7 +19,7 @@ from localbox.domain.content_hash import BLOCK_SIZE, ContentHasher, hash_from_di
 from localbox.domain.errors import CallError, DomainError, SessionLookupError, WriteFailure, incorrect_offset
 from localbox.domain.models import Entry, Piece, SessionState, SessionType, UploadSession
 from localbox.services.accounts import Caller
-from localbox.services.files import CommitSpec, Content, commit_file_tx
+from localbox.services.files import CommitSpec, Content, FolderCache, commit_file_tx
 from localbox.stores.base import BlobStore, BodyTooLarge, MetadataStore, MetadataTx, StagedAppend
 
 MAX_REQUEST_BODY = 150 * 1024 * 1024
@@ -374,6 +374,7 @@ def commit_entries_tx(
     """Commit finish entries in order, each on its own: a failure never affects the others."""
     now = time.time()
     outcomes: list[EntryOutcome] = []
+    known: FolderCache = {}
     for e in entries:
         try:
             s = _live_session(tx, caller.account.account_id, e.session_id, now)
@@ -385,7 +386,7 @@ def commit_entries_tx(
             if e.offset != s.offset:
                 raise incorrect_offset(s.offset)
             content = _session_content(tx, s)
-            entry = commit_file_tx(tx, caller, e.commit, content, now)
+            entry = commit_file_tx(tx, caller, e.commit, content, now, known)
             committed = UploadSession(
                 session_id=s.session_id, account_id=s.account_id, session_type=s.session_type, offset=s.offset,
                 closed=True, created=s.created, expires=s.expires, blocks=s.blocks, state=SessionState.COMMITTED)

@@ -98,16 +98,14 @@ class LocalDiskBlobStore:
             _fsync_dir(self.blocks_dir)
 
     # -- block placement (runs in worker threads)
-    def _store_block(
-        self, prefix_fd: int | None, prefix_len: int, hasher: Any, data: bytearray,
-    ) -> tuple[bytes, Path | None]:
+    def _store_block(self, prefix_fd: int | None, prefix_len: int, hasher: Any, data: bytearray) -> bytes:
         """Finish a block: hash `data` onto `hasher` and make [prefix of the tail file] + data durable
-        under the digest.  Returns the digest and the folder that gained a name (None: already stored)."""
+        under the digest, which it returns."""
         hasher.update(data)
         digest: bytes = hasher.digest()
         dest = self.block_path(digest)
         if dest.exists():
-            return digest, None  # identical block already stored (and fsync'd before it was named)
+            return digest  # identical block already stored (and fsync'd before it was named)
         self._ensure_fanout(dest.parent)
         tmp = self.tmp_dir / secrets.token_hex(12)
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -120,10 +118,11 @@ class LocalDiskBlobStore:
         finally:
             os.close(out)
         os.replace(tmp, dest)
-        return digest, dest.parent
+        _fsync_dir(dest.parent)  # the new name is durable before the append is acknowledged
+        return digest
 
     @staticmethod
-    def _extend_tail(path: Path, acked: int, hasher: Any, data: bytearray) -> None:
+    def _extend_tail(path: Path, acked: int, hasher: Any, data: bytearray, new_dirs: set[Path]) -> None:
         """Append unacknowledged bytes after the acknowledged prefix of a tail file, durably."""
         hasher.update(data)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -138,6 +137,9 @@ class LocalDiskBlobStore:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if not acked:
+            new_dirs.add(path.parent)  # the tail file's name is new
+        _fsync_dirs(new_dirs)
 
     def _place_by_copy(self, fd: int, length: int, digest: bytes, close: bool) -> Path:
         dest = self.block_path(digest)
@@ -198,7 +200,7 @@ class LocalDiskBlobStore:
             hasher = hashlib.sha256()
         buf = bytearray()
         room = BLOCK_SIZE - acked
-        stored: list[asyncio.Future[tuple[bytes, Path | None]]] = []
+        stored: list[asyncio.Future[bytes]] = []
         received = 0
         try:
             async for chunk in chunks:
@@ -224,26 +226,24 @@ class LocalDiskBlobStore:
                 hasher, tail = hashlib.sha256(), 0
             results = await asyncio.gather(*stored)
             stored = []
-            dirs = {d for _, d in results if d is not None}
             if buf and not seal:
                 sdir = self.staging_dir / staging_id
+                new_dirs: set[Path] = set()
                 if not sdir.is_dir():
                     sdir.mkdir(exist_ok=True)
-                    dirs.add(self.staging_dir)
-                dirs.add(sdir)
+                    new_dirs.add(self.staging_dir)
                 await loop.run_in_executor(None, self._extend_tail, self._tail_path(staging_id, index), acked,
-                                           hasher, buf)
+                                           hasher, buf, new_dirs)
             if seal:
                 self._tail_hashers.pop(staging_id, None)
             elif tail:
                 self._tail_hashers[staging_id] = (index, tail, hasher.copy())
-            await loop.run_in_executor(None, _fsync_dirs, dirs)
         finally:
             if stored:
                 await asyncio.gather(*stored, return_exceptions=True)
             for fd in prefix_fds:
                 os.close(fd)
-        return StagedAppend(tuple(d for d, _ in results), tail, hasher.digest(), received)
+        return StagedAppend(tuple(results), tail, hasher.digest(), received)
 
     async def seal_tail(self, staging_id: str, block_index: int, tail_length: int) -> bytes | None:
         if tail_length == 0:
