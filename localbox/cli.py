@@ -100,7 +100,7 @@ def _token_create(settings: Settings, email: str, scopes: list[str] | None) -> N
 
 def _tune_malloc() -> None:
     """Re-exec once with glibc malloc tuned for ~256 KiB request chunks: about 2x upload throughput
-    (see docs/performance.md).  Skipped when already set or when LOCALBOX_NO_MALLOC_TUNING is set."""
+    (bench/README.md).  Skipped when already set or when LOCALBOX_NO_MALLOC_TUNING is set."""
     if sys.platform != "linux" or "MALLOC_MMAP_THRESHOLD_" in os.environ or "LOCALBOX_NO_MALLOC_TUNING" in os.environ:
         return
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4194304", "MALLOC_TRIM_THRESHOLD_": "268435456"}
