@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,12 +64,25 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
     async def home(request: Request) -> Response:
         return PlainTextResponse(f"localbox {__version__}: a Dropbox API v2 server. POST /2/<route>\n")
 
+    async def housekeeping() -> None:
+        while True:
+            await asyncio.sleep(min(60.0, max(settings.session_ttl / 4, 1.0)))
+            try:
+                swept = await services.sessions.sweep_expired()
+                if swept:
+                    log.info("forgot %d expired upload sessions", swept)
+            except Exception:  # keep going: the next round retries
+                log.exception("sweeping expired upload sessions failed")
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.batches.start()
+        janitor = asyncio.create_task(housekeeping())
         try:
             yield
         finally:
+            janitor.cancel()
+            await asyncio.gather(janitor, return_exceptions=True)
             await services.batches.stop()
             await backends.metadata.close()
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from localbox.domain.content_hash import BLOCK_SIZE, ContentHasher, hash_from_digests
 from localbox.domain.errors import CallError, DomainError, SessionLookupError, WriteFailure, incorrect_offset
@@ -137,6 +138,21 @@ class UploadSessionService:
             offset=session.offset + staged.received, closed=session.closed or close, created=session.created,
             expires=session.expires, blocks=[*session.blocks, *staged.new_blocks], state=session.state,
         )
+
+    async def sweep_expired(self, batch: int = 1000) -> int:
+        """Forget expired sessions and delete their staged bytes; returns how many went.
+
+        Blocks they completed stay until a block garbage collector exists: blocks are shared by
+        content, so only a reference count can tell when one is free.
+        """
+        swept = 0
+        while True:
+            ids = await self.store.run(partial(_delete_expired, now=time.time(), limit=batch))
+            for session_id in ids:
+                await self.blobs.discard_staging(session_id)
+            swept += len(ids)
+            if len(ids) < batch:
+                return swept
 
     # -- start -------------------------------------------------------------------------------
     async def start(
@@ -341,6 +357,10 @@ class UploadSessionService:
             raise outcome
         await self.blobs.discard_staging(entry.session_id)
         return outcome
+
+
+def _delete_expired(tx: MetadataTx, now: float, limit: int) -> list[str]:
+    return tx.delete_expired_sessions(now, limit)
 
 
 def _live_session(tx: MetadataTx, account_id: str, session_id: str, now: float) -> UploadSession:

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, session_type TEXT NOT NULL,
     offset INTEGER NOT NULL, closed INTEGER NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
     blocks BLOB NOT NULL, state TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
 CREATE TABLE IF NOT EXISTS pieces (
     session_id TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, blocks BLOB NOT NULL,
     PRIMARY KEY (session_id, offset));
@@ -163,6 +164,13 @@ class _Tx:
             (s.offset, int(s.closed), _pack(s.blocks), s.state.value, s.session_id, expected_offset),
         )
         return cur.rowcount == 1
+
+    def delete_expired_sessions(self, now: float, limit: int) -> list[str]:
+        ids = [r[0] for r in self.db.execute(
+            "SELECT session_id FROM sessions WHERE expires < ? LIMIT ?", (now, limit)).fetchall()]
+        self.db.executemany("DELETE FROM pieces WHERE session_id=?", [(i,) for i in ids])
+        self.db.executemany("DELETE FROM sessions WHERE session_id=?", [(i,) for i in ids])
+        return ids
 
     def insert_piece(self, session_id: str, p: Piece) -> None:
         self.db.execute(

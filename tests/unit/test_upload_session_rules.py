@@ -287,3 +287,23 @@ def test_batch_entries_to_the_same_path_autorename(w: World) -> None:
     outcomes = w.backends.metadata.run_sync(lambda tx: commit_entries_tx(tx, w.caller, entries, True))
     assert [o.path_display for o in outcomes if isinstance(o, Entry)] == [
         "/same.txt", "/same (1).txt", "/same (2).txt"]
+
+
+def test_sweep_forgets_expired_sessions_and_their_staging(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        settings = Settings(data_dir=tmp_path, session_ttl=0.2)
+        backends = open_backends(settings)
+        svc = build_services(settings, backends)
+        acct = svc.accounts.create_account("sweep@example.com")
+        caller = Caller(acct, ALL_SCOPES, acct.root_namespace_id)
+        sid = await svc.sessions.start(caller, close=False, session_type=SessionType.SEQUENTIAL,
+                                       content_hash=None, body=Body(_chunks(b"partial tail", 4), 12))
+        assert (backends.blobs.staging_dir / sid).is_dir()
+        assert await svc.sessions.sweep_expired() == 0  # not expired yet
+        await asyncio.sleep(0.3)
+        assert await svc.sessions.sweep_expired() == 1
+        assert not (backends.blobs.staging_dir / sid).exists()
+        assert await backends.metadata.read(lambda tx: tx.get_session(sid)) is None
+        await backends.metadata.close()
+
+    asyncio.run(scenario())
