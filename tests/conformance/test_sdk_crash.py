@@ -18,7 +18,6 @@ from pathlib import Path
 import dropbox
 import pytest
 from dropbox import files
-
 from harness import LocalServer, make_sdk
 
 pytestmark = pytest.mark.conformance
