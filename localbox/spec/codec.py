@@ -66,7 +66,11 @@ def decode_arg(validator: Any, raw: str | bytes | None) -> Any:
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
             obj = json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            if "\\u" in text:
+                # "\ud800" escapes can smuggle lone surrogates, which are not text: refuse them here
+                # rather than fail later when the value is stored or compared.
+                json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except (ValueError, UnicodeError, RecursionError):
             raise WireError("could not decode input as JSON") from None
     try:
         _reject_bool_ints(validator, obj, "")

@@ -243,3 +243,15 @@ def test_well_formed_batches_decode_faithfully(entries: list[tuple[int, str]]) -
     assert [(e.cursor.offset, e.commit.mode.is_add()) for e in arg.entries] == [
         (off, mode == "add") for off, mode in entries
     ]
+
+
+@pytest.mark.parametrize("escaped", [r"\ud800", r"\udfff", r"a\ud83d", r"\ude00b"])
+def test_lone_surrogate_escapes_are_not_text(escaped: str) -> None:
+    raw = '{"session_id": "' + escaped + '", "offset": 1}'
+    with pytest.raises(WireError, match="could not decode input as JSON"):
+        decode_arg(files.UploadSessionCursor_validator, raw)
+
+
+def test_surrogate_pairs_are_text() -> None:
+    cursor = decode_arg(files.UploadSessionCursor_validator, r'{"session_id": "\ud83d\ude00", "offset": 1}')
+    assert cursor.session_id == "\U0001f600"
