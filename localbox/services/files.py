@@ -30,7 +30,7 @@ def new_file_id() -> str:
 
 def new_rev(seq: int) -> str:
     # Dropbox revs are opaque lowercase hex of at least 9 characters; ours sort by change order.
-    return f"{seq:010x}{secrets.token_hex(4)}"
+    return f"{seq:010x}{secrets.token_hex(8)}"  # 64 random bits: unique across namespaces too
 
 
 @dataclass(frozen=True, slots=True)
