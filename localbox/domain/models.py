@@ -25,6 +25,7 @@ class EntryKind(StrEnum):
 class JobState(StrEnum):
     PENDING = "pending"
     COMPLETE = "complete"
+    FAILED = "failed"  # could not run at all (nothing committed); polls answer internal_error
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any
 
-from localbox.domain.errors import DomainError, PollFailure
+from localbox.domain.errors import DomainError, PollFailure, StoreUnavailable
 from localbox.domain.models import Entry, EntryKind, Job, JobState
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec
@@ -54,6 +54,13 @@ def outcomes_to_json(outcomes: list[EntryOutcome]) -> str:
 
 def outcomes_from_json(text: str) -> list[EntryOutcome]:
     return [DomainError.from_json(o["err"]) if "err" in o else entry_from_json(o["ok"]) for o in json.loads(text)]
+
+
+_JOB_ATTEMPTS = 30  # about two minutes of retries for a store that stays unavailable
+
+
+def _fail(tx: MetadataTx, job_id: str, now: float) -> None:
+    tx.fail_job(job_id, now)
 
 
 def _purge(tx: MetadataTx, cutoff: float) -> int:
@@ -150,7 +157,21 @@ class BatchService:
             job, caller = loaded
             entries = [FinishEntry(e["session_id"], e["offset"], CommitSpec.from_json(e["commit"]))
                        for e in json.loads(job.request)["entries"]]
-            await self._commit(caller, entries, job_id)
+            for attempt in range(_JOB_ATTEMPTS):
+                try:
+                    await self._commit(caller, entries, job_id)
+                    return
+                except StoreUnavailable:
+                    # Transient: retry in place, holding the account's queue so that no later batch
+                    # overtakes this one.
+                    log.warning("finish_batch job %s: store unavailable (attempt %d)", job_id, attempt + 1)
+                    await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+                except Exception:
+                    log.exception("finish_batch job %s failed", job_id)
+                    break
+            # Nothing was committed (a job commits in one transaction): polls say internal_error,
+            # which tells clients to check what happened, as Dropbox's PollError documents.
+            await self.store.run(partial(_fail, job_id=job_id, now=time.time()))
 
         return run
 
@@ -172,6 +193,8 @@ class BatchService:
         job = await self.store.read(lambda tx: tx.get_job(job_id))
         if job is None or job.account_id != caller.account.account_id or job.kind != FINISH_BATCH:
             raise PollFailure("invalid_async_job_id")
+        if job.state == JobState.FAILED:
+            raise PollFailure("internal_error")
         if job.state == JobState.PENDING or job.result is None:
             return None
         if job.completed is not None and job.completed < time.time() - self.retention:

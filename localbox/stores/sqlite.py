@@ -272,6 +272,10 @@ class _Tx:
             (JobState.COMPLETE.value, result, completed, job_id),
         )
 
+    def fail_job(self, job_id: str, completed: float) -> None:
+        self.db.execute("UPDATE jobs SET state=?, completed=? WHERE job_id=? AND state=?",
+                        (JobState.FAILED.value, completed, job_id, JobState.PENDING.value))
+
     def pending_jobs(self) -> list[Job]:
         rows = self.db.execute(
             "SELECT * FROM jobs WHERE state=? ORDER BY created, rowid", (JobState.PENDING.value,)
@@ -280,7 +284,7 @@ class _Tx:
 
     def delete_jobs_before(self, completed_before: float) -> int:
         cur = self.db.execute(
-            "DELETE FROM jobs WHERE state=? AND completed < ?", (JobState.COMPLETE.value, completed_before)
+            "DELETE FROM jobs WHERE state!=? AND completed < ?", (JobState.PENDING.value, completed_before)
         )
         return cur.rowcount
 
