@@ -11,19 +11,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness import Account, LocalServer, free_port, local_session, make_sdk
+from harness import Account, LocalServer, free_port, local_session, make_sdk, running_server
 
-__all__ = ["Account", "LocalServer", "free_port", "local_session", "make_sdk"]
+__all__ = ["Account", "LocalServer", "free_port", "local_session", "make_sdk", "running_server"]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    srv = LocalServer(tmp_path_factory.mktemp("srv") / "data")
-    srv.start()
-    try:
+    with running_server(tmp_path_factory.mktemp("srv") / "data") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,14 @@ def make_sdk(server: LocalServer, token: str, **kwargs: Any) -> Any:
     kwargs.setdefault("max_retries_on_error", 0)
     kwargs.setdefault("max_retries_on_rate_limit", 0)
     return dropbox.Dropbox(token, session=local_session(server.url), **kwargs)
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[LocalServer]:
+    """A started `localbox serve` on `data_dir`, stopped when the block ends."""
+    srv = LocalServer(data_dir, extra_args)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from _apiwire import Api, route_error
 from dropbox import files
+from harness import running_server
 
 pytestmark = pytest.mark.api
 
@@ -20,17 +21,10 @@ TTL = 2.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Any]:
-    # The LocalServer class of tests/conftest.py, taken from the registered conftest plugin.
-    local_server = next(p.LocalServer for p in request.config.pluginmanager.get_plugins()
-                        if hasattr(p, "LocalServer"))
-    srv = local_server(tmp_path_factory.mktemp("limits") / "data",
-                       extra_args=["--max-session-size", str(MAX), "--session-ttl", f"{TTL:g}s"])
-    srv.start()
-    try:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    args = ["--max-session-size", str(MAX), "--session-ttl", f"{TTL:g}s"]
+    with running_server(tmp_path_factory.mktemp("limits") / "data", args) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def test_append_past_max_session_size_is_too_large(api: Api) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from dropbox import files
-from harness import LocalServer, make_sdk
+from harness import make_sdk, running_server
 from sdk_helpers import (
     BLOCK,
     MAX_REQUEST,
@@ -38,14 +38,9 @@ MAX_SESSION = 64 * 1024
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    srv = LocalServer(tmp_path_factory.mktemp("limited") / "data",
-                           ["--session-ttl", str(TTL), "--job-retention", str(RETENTION),
-                            "--max-session-size", str(MAX_SESSION)])
-    srv.start()
-    try:
+    args = ["--session-ttl", str(TTL), "--job-retention", str(RETENTION), "--max-session-size", str(MAX_SESSION)]
+    with running_server(tmp_path_factory.mktemp("limited") / "data", args) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture()
