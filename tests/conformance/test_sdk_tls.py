@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from harness import LocalServer
+from harness import running_server
 
 pytestmark = pytest.mark.conformance
 
@@ -24,9 +24,8 @@ def test_sdk_over_https_with_a_trusted_ca(tmp_path: Path) -> None:
     cert.private_key_pem.write_to_path(str(key_file))
     ca.cert_pem.write_to_path(str(ca_file))
 
-    server = LocalServer(tmp_path / "data", ["--tls-cert", str(cert_file), "--tls-key", str(key_file)])
-    server.start()
-    try:
+    tls = ["--tls-cert", str(cert_file), "--tls-key", str(key_file)]
+    with running_server(tmp_path / "data", tls) as server:
         token = server.new_account().token
         # A fresh interpreter: the SDK reads DROPBOX_API_HOST when `dropbox.session` is imported.
         script = textwrap.dedent(f"""
@@ -48,8 +47,6 @@ def test_sdk_over_https_with_a_trusted_ca(tmp_path: Path) -> None:
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "12 secure bytes"
-    finally:
-        server.stop()
 
 
 def test_plain_http_client_is_refused_on_the_tls_port(tmp_path: Path) -> None:
@@ -60,10 +57,6 @@ def test_plain_http_client_is_refused_on_the_tls_port(tmp_path: Path) -> None:
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "c.pem"))
     cert.private_key_pem.write_to_path(str(tmp_path / "k.pem"))
     tls = ["--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem")]
-    server = LocalServer(tmp_path / "data", tls)
-    server.start()
-    try:
-        with httpx.Client(trust_env=False, timeout=10) as c, pytest.raises(httpx.HTTPError):
+    with running_server(tmp_path / "data", tls) as server, httpx.Client(trust_env=False, timeout=10) as c:
+        with pytest.raises(httpx.HTTPError):
             c.post(f"http://127.0.0.1:{server.port}/2/check/user", json={"query": "x"})
-    finally:
-        server.stop()
