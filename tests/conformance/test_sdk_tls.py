@@ -57,6 +57,6 @@ def test_plain_http_client_is_refused_on_the_tls_port(tmp_path: Path) -> None:
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "c.pem"))
     cert.private_key_pem.write_to_path(str(tmp_path / "k.pem"))
     tls = ["--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem")]
-    with running_server(tmp_path / "data", tls) as server, httpx.Client(trust_env=False, timeout=10) as c:
-        with pytest.raises(httpx.HTTPError):
-            c.post(f"http://127.0.0.1:{server.port}/2/check/user", json={"query": "x"})
+    with (running_server(tmp_path / "data", tls) as server, httpx.Client(trust_env=False, timeout=10) as c,
+          pytest.raises(httpx.HTTPError)):
+        c.post(f"http://127.0.0.1:{server.port}/2/check/user", json={"query": "x"})
