@@ -127,10 +127,6 @@ class BlobStore(Protocol):
         block becomes a durable block too (the last of `new_blocks`; tail_length is then 0)."""
         ...
 
-    async def seal_tail(self, staging_id: str, block_index: int, tail_length: int) -> bytes | None:
-        """Turn the staged tail into a durable block; returns its digest (None when empty)."""
-        ...
-
     async def put_blocks(
         self, chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,
     ) -> tuple[tuple[bytes, ...], int]:

@@ -141,23 +141,6 @@ class LocalDiskBlobStore:
             new_dirs.add(path.parent)  # the tail file's name is new
         _fsync_dirs(new_dirs)
 
-    def _place_by_copy(self, fd: int, length: int, digest: bytes, close: bool) -> Path:
-        dest = self.block_path(digest)
-        if not dest.exists():
-            self._ensure_fanout(dest.parent)
-            tmp = self.tmp_dir / secrets.token_hex(12)
-            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                _copy_prefix(fd, out, length)
-                os.fsync(out)
-            finally:
-                os.close(out)
-            os.replace(tmp, dest)
-        if close:
-            os.fsync(fd)
-            os.close(fd)
-        return dest.parent
-
     def _hasher_for(self, staging_id: str, index: int, tail_length: int, fd: int) -> Any:
         cached = self._tail_hashers.get(staging_id)
         if cached is not None and cached[0] == index and cached[1] == tail_length:
@@ -244,26 +227,6 @@ class LocalDiskBlobStore:
             for fd in prefix_fds:
                 os.close(fd)
         return StagedAppend(tuple(results), tail, hasher.digest(), received)
-
-    async def seal_tail(self, staging_id: str, block_index: int, tail_length: int) -> bytes | None:
-        if tail_length == 0:
-            return None
-        path = self._tail_path(staging_id, block_index)
-
-        def _seal() -> tuple[bytes, Path]:
-            fd = os.open(path, os.O_RDWR)
-            try:
-                os.ftruncate(fd, tail_length)
-                digest = self._hasher_for(staging_id, block_index, tail_length, fd).digest()
-                return digest, self._place_by_copy(fd, tail_length, digest, False)
-            finally:
-                os.close(fd)
-
-        with _space_errors():
-            digest, d = await asyncio.get_running_loop().run_in_executor(None, _seal)
-        await asyncio.get_running_loop().run_in_executor(None, _fsync_dir, d)
-        self._tail_hashers.pop(staging_id, None)
-        return digest
 
     async def put_blocks(
         self, chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,

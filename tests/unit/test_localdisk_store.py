@@ -42,6 +42,12 @@ def split(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
+async def seal(store: LocalDiskBlobStore, staging_id: str, index: int, tail: int) -> bytes | None:
+    """Seal a session's staged tail the way the service does: an empty append with seal=True."""
+    staged = await store.append_staged(staging_id, index, tail, stream([]), NO_LIMIT, seal=True)
+    return staged.new_blocks[-1] if staged.new_blocks else None
+
+
 def sha(b: bytes) -> bytes:
     return hashlib.sha256(b).digest()
 
@@ -91,7 +97,7 @@ def test_small_appends_stay_in_the_tail(tmp_path: Path) -> None:
     assert (r2.new_blocks, r2.tail_length, r2.received) == ((), 11, 2)
     assert r2.tail_digest == sha(b"hello world")
     assert blocks_on_disk(store) == []
-    digest = run(store.seal_tail("sess", 0, 11))
+    digest = run(seal(store, "sess", 0, 11))
     assert digest == sha(b"hello world")
     assert store.block_path(digest).read_bytes() == b"hello world"
     assert read_all(store, [digest], 11, 0, 11) == b"hello world"
@@ -100,7 +106,7 @@ def test_small_appends_stay_in_the_tail(tmp_path: Path) -> None:
 
 def test_seal_tail_of_empty_tail_is_none(tmp_path: Path) -> None:
     store = LocalDiskBlobStore(tmp_path)
-    assert run(store.seal_tail("nothing", 0, 0)) is None
+    assert run(seal(store, "nothing", 0, 0)) is None
 
 
 @pytest.mark.parametrize(
@@ -128,7 +134,7 @@ def test_appends_crossing_block_boundaries(tmp_path: Path, appends: list[tuple[i
         assert res.tail_digest == sha(DATA[pos - pos % MIB4 : pos])
     for d in s.blocks:
         assert store.block_path(d).stat().st_size == MIB4
-    last = run(store.seal_tail("sess", len(s.blocks), s.tail))
+    last = run(seal(store, "sess", len(s.blocks), s.tail))
     blocks = s.blocks + ([last] if last else [])
     assert last == (sha(DATA[pos - pos % MIB4 : pos]) if pos % MIB4 else None)
     assert read_all(store, blocks, pos, 0, pos) == DATA[:pos]
@@ -155,7 +161,7 @@ def test_unacknowledged_write_is_discarded(tmp_path: Path) -> None:
     res = s.append([b"retry"])  # called again with the old tail length
     assert res.tail_length == 11
     assert res.tail_digest == sha(b"acked-retry")
-    digest = run(store.seal_tail("sess", 0, 11))
+    digest = run(seal(store, "sess", 0, 11))
     assert digest == sha(b"acked-retry")
     assert read_all(store, [digest], 11, 0, 11) == b"acked-retry"
 
@@ -175,7 +181,7 @@ def test_unacknowledged_write_that_completed_a_block_is_discarded(tmp_path: Path
     assert s.blocks == [sha(DATA[:MIB4])]
     assert res.tail_length == 5000
     assert res.tail_digest == sha(DATA[MIB4 : MIB4 + 5000])
-    last = run(store.seal_tail("sess", 1, 5000))
+    last = run(seal(store, "sess", 1, 5000))
     assert last == sha(DATA[MIB4 : MIB4 + 5000])
     assert read_all(store, [*s.blocks, last], MIB4 + 5000, 0, MIB4 + 5000) == DATA[: MIB4 + 5000]
 
@@ -186,7 +192,7 @@ def test_unacknowledged_write_from_an_empty_tail_is_discarded(tmp_path: Path) ->
     s.append(split(bytes(range(256)) * 10, 100), ack=False)
     res = s.append([b"abc"])
     assert (res.tail_length, res.tail_digest) == (3, sha(b"abc"))
-    assert run(store.seal_tail("sess", 0, 3)) == sha(b"abc")
+    assert run(seal(store, "sess", 0, 3)) == sha(b"abc")
 
 
 def test_shorter_sealed_retry_after_longer_unacknowledged_write(tmp_path: Path) -> None:
@@ -273,7 +279,7 @@ def test_random_small_appends_with_lost_acks(
         sent += piece
         assert res.tail_length == len(sent)
         assert res.tail_digest == sha(sent)
-    digest = run(store.seal_tail("sess", 0, len(sent)))
+    digest = run(seal(store, "sess", 0, len(sent)))
     if sent:
         assert digest == sha(sent)
         assert read_all(store, [digest], len(sent), 0, len(sent)) == sent
