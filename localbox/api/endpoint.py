@@ -140,18 +140,14 @@ class Endpoint:
         content_type = (request.headers.get("content-type") or "").strip()
         if route.style == "rpc":
             raw = await _read_limited(request, MAX_RPC_BODY)
-            allowed = _CONTENT_TYPES["rpc"]
-            void_ok = not raw.strip() and not content_type
-            if not void_ok and content_type.lower().replace(" ", "") not in [a.replace(" ", "") for a in allowed]:
-                raise BadRequest(_bad_content_type(content_type, allowed))
+            if content_type or raw.strip():  # a bare empty body stands for a Void argument
+                _check_content_type(content_type, _CONTENT_TYPES["rpc"])
             try:
                 return decode_arg(route.arg, raw)
             except WireError as e:
                 raise BadRequest(f"request body: {e}") from None
         if route.style == "upload" and content_type:
-            allowed = _CONTENT_TYPES["upload"]
-            if content_type.lower().replace(" ", "") not in [a.replace(" ", "") for a in allowed]:
-                raise BadRequest(_bad_content_type(content_type, allowed))
+            _check_content_type(content_type, _CONTENT_TYPES["upload"])
         header = request.headers.get("dropbox-api-arg")
         where = 'HTTP header "Dropbox-API-Arg"'
         if header is None:
@@ -191,9 +187,11 @@ def _path_root_error_json(e: PathRootFailure) -> dict[str, Any]:
     return {".tag": e.tag}
 
 
-def _bad_content_type(got: str, allowed: tuple[str, ...]) -> str:
-    expecting = ", ".join(json.dumps(a) for a in allowed)
-    return f'Bad HTTP "Content-Type" header: {json.dumps(got)}.  Expecting one of {expecting}.'
+def _check_content_type(got: str, allowed: tuple[str, ...]) -> None:
+    """Media types compare case- and space-insensitively ("application/json;charset=UTF-8")."""
+    if got.lower().replace(" ", "") not in [a.replace(" ", "") for a in allowed]:
+        expecting = ", ".join(json.dumps(a) for a in allowed)
+        raise BadRequest(f'Bad HTTP "Content-Type" header: {json.dumps(got)}.  Expecting one of {expecting}.')
 
 
 def _content_length(request: Request) -> int | None:
