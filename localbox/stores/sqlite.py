@@ -84,10 +84,6 @@ def _unpack(blob: bytes) -> list[bytes]:
     return [blob[i : i + DIGEST] for i in range(0, len(blob), DIGEST)]
 
 
-def _escape_like(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 class _Tx:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -232,8 +228,10 @@ class _Tx:
         max_seq: int | None = None, min_seq: int | None = None,
     ) -> list[Entry]:
         if recursive:
-            where = "namespace_id=? AND path_lower LIKE ? ESCAPE '\\'"
-            args: list[Any] = [namespace_id, _escape_like(parent_lower) + "/%"]
+            # Everything below "/a" sorts in ["/a/", "/a0"): '0' follows '/' in code point order.
+            # A range keeps the primary-key index in play where LIKE would scan the namespace.
+            where = "namespace_id=? AND path_lower >= ? AND path_lower < ?"
+            args: list[Any] = [namespace_id, parent_lower + "/", parent_lower + "0"]
         else:
             where = "namespace_id=? AND parent_lower=?"
             args = [namespace_id, parent_lower]
