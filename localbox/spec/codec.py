@@ -18,16 +18,49 @@ def _unwrap(v: Any) -> Any:
     return v.validator if isinstance(v, bv.Nullable) else v
 
 
+_NUMBERS: dict[int, bool] = {}
+_FIELDS: dict[int, list[tuple[str, Any]]] = {}  # struct -> its fields that can hold numbers
+
+
+def _has_numbers(v: Any) -> bool:
+    """Whether any integer or real field is reachable from `v` (cached per validator): the bool
+    check below skips every subtree without one, e.g. all of CommitInfo in a 1000-entry batch."""
+    v = _unwrap(v)
+    key = id(v)
+    if key in _NUMBERS:
+        return _NUMBERS[key]
+    _NUMBERS[key] = True  # conservative while a recursive type is being explored
+    if isinstance(v, bv.Integer | bv.Real):
+        found = True
+    elif isinstance(v, bv.Struct):
+        subs = [f for _, f in v.definition._all_fields_]
+        if isinstance(v, bv.StructTree):
+            subs += [f for _, sub in v.definition._tag_to_subtype_.items() for _, f in sub.definition._all_fields_]
+        found = any(_has_numbers(f) for f in subs)
+    elif isinstance(v, bv.Union):
+        found = any(_has_numbers(m) for m in v.definition._tagmap.values())
+    elif isinstance(v, bv.List):
+        found = _has_numbers(v.item_validator)
+    else:
+        found = False
+    _NUMBERS[key] = found
+    return found
+
+
 def _reject_bool_ints(v: Any, obj: Any, where: str) -> None:
     """stone accepts `true` for an integer (bool is an int in Python); Dropbox does not."""
     v = _unwrap(v)
+    if not _has_numbers(v):
+        return
     if isinstance(v, bv.Integer | bv.Real) and isinstance(obj, bool):
         raise WireError(f"{where}: expected integer, got boolean".lstrip(": "))
     if isinstance(v, bv.Struct) and isinstance(obj, Mapping):
-        fields = dict(v.definition._all_fields_)
         if isinstance(v, bv.StructTree) and ".tag" in obj:
-            fields.update(_subtype_fields(v, obj[".tag"]))
-        for name, sub in fields.items():
+            fields = [*v.definition._all_fields_, *_subtype_fields(v, obj[".tag"]).items()]
+        else:
+            fields = _FIELDS.get(id(v)) or _FIELDS.setdefault(
+                id(v), [(n, f) for n, f in v.definition._all_fields_ if _has_numbers(f)])
+        for name, sub in fields:
             if name in obj:
                 _reject_bool_ints(sub, obj[name], f"{where}.{name}" if where else name)
     elif isinstance(v, bv.Union) and isinstance(obj, Mapping):
