@@ -407,10 +407,7 @@ def commit_entries_tx(
                 raise incorrect_offset(s.offset)
             content = _session_content(tx, s)
             entry = commit_file_tx(tx, caller, e.commit, content, now, known)
-            committed = UploadSession(
-                session_id=s.session_id, account_id=s.account_id, session_type=s.session_type, offset=s.offset,
-                closed=True, created=s.created, expires=s.expires, blocks=s.blocks, state=SessionState.COMMITTED)
-            tx.update_session(committed, s.offset)
+            tx.mark_session(s.session_id, SessionState.COMMITTED)
             outcomes.append(entry)
         except DomainError as err:
             outcomes.append(err)

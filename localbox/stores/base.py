@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from localbox.domain.errors import StoreUnavailable
-from localbox.domain.models import Account, Entry, Job, Piece, Token, UploadSession
+from localbox.domain.models import Account, Entry, Job, Piece, SessionState, Token, UploadSession
 
 T = TypeVar("T")
 __all__ = ["BlobStore", "BodyTooLarge", "MetadataStore", "MetadataTx", "StagedAppend", "StoreUnavailable"]
@@ -42,6 +42,9 @@ class MetadataTx(Protocol):
         ...
     def delete_expired_sessions(self, now: float, limit: int) -> list[str]:
         """Forget up to `limit` sessions that expired before `now` (and their pieces); returns their ids."""
+        ...
+    def mark_session(self, session_id: str, state: SessionState) -> None:
+        """Set a session's state (and seal it) without rewriting its block list."""
         ...
     def insert_piece(self, session_id: str, piece: Piece) -> None: ...
     def list_pieces(self, session_id: str) -> list[Piece]: ...

@@ -168,6 +168,9 @@ class _Tx:
         self.db.executemany("DELETE FROM sessions WHERE session_id=?", [(i,) for i in ids])
         return ids
 
+    def mark_session(self, session_id: str, state: SessionState) -> None:
+        self.db.execute("UPDATE sessions SET state=?, closed=1 WHERE session_id=?", (state.value, session_id))
+
     def insert_piece(self, session_id: str, p: Piece) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO pieces VALUES (?,?,?,?)", (session_id, p.offset, p.length, _pack(p.blocks))
