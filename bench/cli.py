@@ -18,7 +18,9 @@ from typing import Any
 
 from bench.benchmarks import BENCHMARKS
 from bench.config import Config
+from bench.machine import machine
 from bench.procs import ServerError
+from bench.report import main as write_report
 from bench.stats import Recorder, figure_line, summary_table
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -59,6 +61,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-json", action="store_true", help=f"do not write {RESULTS_DIR.name}/<timestamp>.json"
     )
+    parser.add_argument(
+        "--report",
+        nargs="?",
+        const="",
+        metavar="RESULTS_JSON",
+        help="write docs/performance.md from RESULTS_JSON (default: the newest results) instead of running",
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
@@ -98,17 +107,20 @@ def run_one(name: str, cfg: Config) -> Recorder:
     return rec
 
 
-def environment() -> dict[str, Any]:
+def environment(workroot: Path | None = None) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+        "machine": machine(workroot),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report is not None:
+        return write_report(args.report)
     cfg = Config.make(args.quick, args.rounds, args.concurrency, args.workdir, args.keep)
     names = args.names or list(BENCHMARKS)
     started = datetime.now()
@@ -121,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             "started": started.isoformat(timespec="seconds"),
             "argv": sys.argv[1:] if argv is None else argv,
             "config": dataclasses.asdict(cfg),
-            "environment": environment(),
+            "environment": environment(cfg.workroot),
             "benchmarks": [rec.to_json() for rec in recorders],
         }
         path.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,13 +133,21 @@ def _admin(argv: list[str], log: Path) -> str:
 
 
 @contextlib.contextmanager
-def localbox(workdir: Path, email: str = "bench@example.com") -> Iterator[Localbox]:
-    """Creates an account and token in a fresh data dir, then runs ``localbox serve`` on a free port."""
+def localbox(
+    workdir: Path, email: str = "bench@example.com", prepare: Callable[[Path, str], None] | None = None
+) -> Iterator[Localbox]:
+    """Creates an account and token in a fresh data dir, then runs ``localbox serve`` on a free port.
+
+    ``prepare(data_dir, email)``, if given, runs after the account exists and before the server starts
+    (e.g. to seed the metadata store through localbox's library).
+    """
     data_dir = workdir / "localbox-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     log = workdir / "localbox.log"
     _admin(["account", "create", email, "--data-dir", str(data_dir)], log)
     token = _admin(["token", "create", email, "--data-dir", str(data_dir)], log)
+    if prepare is not None:
+        prepare(data_dir, email)
     port = free_port()
     argv = [sys.executable, "-m", "localbox", "serve", "--data-dir", str(data_dir)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]

@@ -41,10 +41,42 @@ class Connection:
 
     def post(self, path: str, headers: dict[str, str], body: bytes | memoryview = b"") -> tuple[int, bytes]:
         """POST ``body``; returns (status, response body).  Reconnects transparently if the server closed."""
+        return self.request("POST", path, headers, body)
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | memoryview = b""
+    ) -> tuple[int, bytes]:
+        """Any method with a body (PUT for nginx); returns (status, response body)."""
+        response = self._send(method, path, headers, body)
+        data = response.read()
+        self._last_used = time.monotonic()
+        return response.status, data
+
+    def download(self, method: str, path: str, headers: dict[str, str], sink: bytearray) -> Downloaded:
+        """Sends a bodiless request and reads the response body into ``sink`` over and over (discarding
+        it), so a 1 GiB download costs the client no allocation; raises ``BenchHTTPError`` unless 200."""
+        response = self._send(method, path, headers, b"")
+        if response.status != 200:
+            data = response.read()
+            self._last_used = time.monotonic()
+            raise BenchHTTPError(path, response.status, data)
+        view = memoryview(sink)
+        nbytes = 0
+        while True:
+            got = response.readinto(view)
+            if not got:
+                break
+            nbytes += got
+        self._last_used = time.monotonic()
+        return Downloaded(nbytes, {key.lower(): value for key, value in response.getheaders()})
+
+    def _send(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | memoryview
+    ) -> http.client.HTTPResponse:
         conn = self._conn
         if time.monotonic() - self._last_used > MAX_IDLE_S:
             conn.close()  # the next putrequest opens a fresh connection
-        conn.putrequest("POST", path, skip_accept_encoding=True)
+        conn.putrequest(method, path, skip_accept_encoding=True)
         for key, value in headers.items():
             conn.putheader(key, value)
         conn.putheader("Content-Length", str(len(body)))
@@ -60,13 +92,16 @@ class Connection:
                 # The server answered early (e.g. an error before reading the body) and closed: its answer
                 # explains the failure better than the broken pipe does, so try to read it.
                 pass
-        response = conn.getresponse()
-        data = response.read()
-        self._last_used = time.monotonic()
-        return response.status, data
+        return conn.getresponse()
 
     def close(self) -> None:
         self._conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    nbytes: int  # response body bytes read
+    headers: dict[str, str]  # response headers, names lower-cased (e.g. dropbox-api-result)
 
 
 class ConnectionPerThread:
@@ -129,8 +164,11 @@ class Dropbox:
         except ValueError:
             return status, data.decode(errors="replace")
 
-    def start(self, body: bytes | memoryview = b"", close: bool = False) -> str:
-        result = self._upload("upload_session/start", {"close": close}, body)
+    def start(self, body: bytes | memoryview = b"", close: bool = False, concurrent: bool = False) -> str:
+        arg: dict[str, Any] = {"close": close}
+        if concurrent:
+            arg["session_type"] = {".tag": "concurrent"}
+        result = self._upload("upload_session/start", arg, body)
         return str(result["session_id"])
 
     def append(self, session_id: str, offset: int, body: bytes | memoryview, close: bool = False) -> None:
@@ -141,6 +179,15 @@ class Dropbox:
     def finish(self, session_id: str, offset: int, path: str) -> Any:
         arg = {"cursor": _cursor(session_id, offset), "commit": _commit(path)}
         return self._upload("upload_session/finish", arg)
+
+    def download(self, path: str, sink: bytearray) -> Downloaded:
+        """files/download: the body is read into ``sink`` and discarded; checks the result header's size."""
+        headers = {"Authorization": self._auth, "Dropbox-API-Arg": _arg({"path": path})}
+        got = self.conn.download("POST", "/2/files/download", headers, sink)
+        result = json.loads(got.headers.get("dropbox-api-result", "{}"))
+        if result.get("size") != got.nbytes:
+            raise RuntimeError(f"download {path}: {got.nbytes} bytes, result says {result.get('size')}")
+        return got
 
     def finish_batch_wait(self, entries: list[tuple[str, int, str]], poll_s: float = 0.002) -> BatchOutcome:
         """finish_batch, then poll /check every ``poll_s`` until ``complete``."""
@@ -199,3 +246,19 @@ class RawIngestClient:
         if status != 200:
             raise BenchHTTPError(path, status, data)
         return json.loads(data)
+
+
+class NginxClient:
+    """PUT and GET against the nginx baseline (WebDAV ``dav_methods PUT``), with the same connection type."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def put(self, name: str, body: bytes | memoryview) -> None:
+        path = f"/{name}"
+        status, data = self.conn.request("PUT", path, {"Content-Type": "application/octet-stream"}, body)
+        if status not in (201, 204):  # created / replaced
+            raise BenchHTTPError(path, status, data)
+
+    def get(self, name: str, sink: bytearray) -> Downloaded:
+        return self.conn.download("GET", f"/{name}", {}, sink)

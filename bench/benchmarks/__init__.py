@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.benchmarks import baselines, finish_batch, finish_latency, session, small_files
+from bench.benchmarks import (
+    baselines,
+    download,
+    finish_batch,
+    finish_latency,
+    metadata_load,
+    parallel,
+    session,
+    small_files,
+)
 from bench.config import Config
 from bench.stats import Recorder
 
@@ -17,7 +26,12 @@ BENCHMARKS: dict[str, tuple[str, RunFn]] = {
         "one 1 GiB session via append_v2 (8 and 128 MiB chunks) vs raw-ingest; peak RSS",
         session.run,
     ),
-    "finish_latency": ("finish of a 1 KiB vs a 1 GiB closed session", finish_latency.run),
+    "parallel": (
+        "4 sessions x 256 MiB in parallel; 1 concurrent session, 4 MiB parts x8; vs raw-ingest and nginx",
+        parallel.run,
+    ),
+    "finish_latency": ("finish of a 1 KiB vs a 4 GiB closed session (1 GiB quick)", finish_latency.run),
+    "download": ("files/download of a 1 GiB file vs nginx GET of the same bytes", download.run),
     "finish_batch": (
         "finish_batch of 1..1000 4 KiB files to complete on /check; finish_batch_v2 1000",
         finish_batch.run,
@@ -25,5 +39,9 @@ BENCHMARKS: dict[str, tuple[str, RunFn]] = {
     "small_files": (
         "4 KiB files end to end (start(close) + finish_batch per 1000) vs raw-ingest",
         small_files.run,
+    ),
+    "metadata_load": (
+        "get_metadata / list_folder(+continue) with 1M files, N clients and 500 req/s, vs check/user",
+        metadata_load.run,
     ),
 }

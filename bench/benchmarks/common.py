@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from bench.procs import process_tree
+from bench.stats import Recorder, fmt
 from bench.wire import ConnectionPerThread, Dropbox, RawIngestClient
 
 MB = 1_000_000  # throughput is in decimal MB/s, as dd and the ceilings document report it
@@ -107,3 +108,21 @@ def cpu_seconds(root: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / _TICK
     return total
+
+
+def rotated(names: list[str], round_id: int, step: int = 0) -> list[str]:
+    """ABBA generalised to three or more sides: each side goes first equally often over the rounds."""
+    shift = (round_id + step) % len(names)
+    return names[shift:] + names[:shift]
+
+
+def target_note(rec: Recorder, figure: str, bound: float, text: str, at_most: bool = False) -> None:
+    """Notes a target (a bound on the paired median ratio of ``figure``) and whether this run met it."""
+    found = rec.figures.get(figure)
+    ratio = found.summary()["ratio_median"] if found is not None else None
+    if ratio is None:
+        verdict = "not measured"
+    else:
+        met = ratio <= bound if at_most else ratio >= bound
+        verdict = f"median x{fmt(ratio)}: {'met' if met else 'NOT met'}"
+    rec.note(f"target: {text} -> {verdict}")

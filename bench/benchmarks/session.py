@@ -6,7 +6,9 @@ Figures:
 - upload MB/s: start + every append_v2 (the last one closes), i.e. the data path;
 - end-to-end MB/s: the same plus finish (commit), against the same raw-ingest time;
 - peak RSS: VmHWM of the server process(es), reset before the upload, so it is this upload's peak;
-  raw-ingest's peak for the same bytes is the baseline.
+  raw-ingest's peak for the same bytes is the baseline;
+- vs nginx: the same upload MB/s against nginx-put (one client): the whole size in one PUT to nginx's WebDAV
+  module, plus an fsync of the file (bench/nginx.py), measured in the same round (skipped without nginx).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.benchmarks.common import cpu_seconds, localbox_first, mbps, raw_upload, upload_session
+from bench.benchmarks.common import cpu_seconds, mbps, raw_upload, rotated, target_note, upload_session
 from bench.config import Config, size_label
+from bench.nginx import Nginx, nginx_or_skip
 from bench.payload import big_buffer, stamp
 from bench.procs import (
     Localbox,
@@ -32,7 +35,7 @@ from bench.procs import (
     status_kib,
 )
 from bench.stats import Recorder
-from bench.wire import Connection, Dropbox, RawIngestClient
+from bench.wire import Connection, Dropbox, NginxClient, RawIngestClient
 
 
 @dataclass
@@ -82,6 +85,20 @@ def _localbox_side(lb: Localbox, db: Dropbox, data: memoryview, chunk: int, path
     return _measure(lb.server, upload, finish)
 
 
+def _nginx_side(ng: Nginx, client: NginxClient, data: memoryview, name: str) -> _Side:
+    """One PUT of the whole buffer (upload_s), then the client's fsync of the file (included in total_s)."""
+    return _measure(ng.server, lambda: client.put(name, data), lambda: ng.fsync(name))
+
+
+def _record_nginx(rec: Recorder, label: str, base: str, nbytes: int, lb: _Side, ng: _Side) -> None:
+    nginx_rate = mbps(nbytes, ng.total_s)
+    rec.add(f"nginx-put {label} 1 PUT+fsync", nginx_rate, "MB/s")
+    rec.add(f"nginx-put {label} 1 PUT, no fsync", mbps(nbytes, ng.upload_s), "MB/s")
+    name = f"upload {base} vs nginx"
+    rec.add(name, mbps(nbytes, lb.upload_s), "MB/s")
+    rec.ratio(name, mbps(nbytes, lb.upload_s), nginx_rate, "nginx-put")
+
+
 def _record(rec: Recorder, base: str, nbytes: int, lb: _Side, raw: _Side) -> None:
     raw_rate = mbps(nbytes, raw.total_s)
     rec.add(f"raw-ingest {base}", raw_rate, "MB/s")
@@ -100,12 +117,20 @@ def run(cfg: Config, rec: Recorder, workdir: Path) -> None:
     buf = big_buffer(cfg.big_bytes)
     data = memoryview(buf)
     label = size_label(cfg.big_bytes)
-    with localbox(workdir) as lb, raw_ingest(workdir, tuned_malloc=True) as raw_server:
+    with (
+        localbox(workdir) as lb,
+        raw_ingest(workdir, tuned_malloc=True) as raw_server,
+        nginx_or_skip(workdir, rec) as ng,
+    ):
         db = Dropbox(Connection(lb.server.port), lb.token)
         raw = RawIngestClient(Connection(raw_server.port))
+        ngc = NginxClient(Connection(ng.server.port)) if ng is not None else None
         # Warm-up: first requests pay for imports, database creation and connection setup.
         db.finish(db.start(b"w" * 1024, close=True), 1024, "/bench/warmup.bin")
         raw.put("warmup", b"w" * 1024)
+        if ngc is not None:
+            ngc.put("warmup", b"w" * 1024)
+        names = ["localbox", "raw"] + (["nginx"] if ng is not None else [])
         rec.note(f"localbox malloc env: {malloc_env(lb.server.proc.pid) or 'default'}; raw-ingest: tuned")
         rec.add("localbox idle RSS", status_kib(lb.server.proc.pid, "VmRSS") / 1024, "MiB", False)
         for round_id in range(cfg.rounds):
@@ -113,17 +138,25 @@ def run(cfg: Config, rec: Recorder, workdir: Path) -> None:
                 stamp(buf, round_id, chunk)
                 chunk_label = size_label(chunk)
                 sides: dict[str, _Side] = {}
-                order = ("localbox", "raw") if localbox_first(round_id, step) else ("raw", "localbox")
-                for side in order:
+                for side in rotated(names, round_id, step):
                     if side == "localbox":
                         path = f"/bench/session/r{round_id}-{chunk_label}.bin"
                         sides[side] = _localbox_side(lb, db, data, chunk, path)
+                    elif side == "nginx" and ng is not None and ngc is not None:
+                        sides[side] = _nginx_side(ng, ngc, data, f"session-{round_id}-{chunk}")
                     else:
                         upload = functools.partial(
                             raw_upload, raw, f"session-{round_id}-{chunk}", data, chunk
                         )
                         sides[side] = _measure(raw_server, upload, lambda: None)
-                _record(rec, f"{label} in {chunk_label} chunks", len(data), sides["localbox"], sides["raw"])
+                base = f"{label} in {chunk_label} chunks"
+                _record(rec, base, len(data), sides["localbox"], sides["raw"])
+                if "nginx" in sides:
+                    _record_nginx(rec, label, base, len(data), sides["localbox"], sides["nginx"])
     rec.note(
         "peak RSS: VmHWM of the server process tree, reset via /proc/<pid>/clear_refs before each upload"
     )
+    for chunk in cfg.chunk_sizes:
+        name = f"upload {label} in {size_label(chunk)} chunks"
+        target_note(rec, name, 0.8, f"{name} >= 0.8x raw-ingest")
+        target_note(rec, f"{name} vs nginx", 1.0, f"{name} >= 1.0x nginx-put (one client)")
