@@ -41,6 +41,16 @@ def file_metadata_json(e: Entry) -> dict[str, Any]:
     }
 
 
+def metadata_json(e: Entry) -> dict[str, Any]:
+    """The JSON stone emits for `metadata(e)` with the Metadata union's `.tag` (listings carry 2000)."""
+    if e.kind == EntryKind.FILE:
+        return {".tag": "file", **file_metadata_json(e)}
+    base = {".tag": e.kind.value, "name": e.name, "path_lower": e.path_lower, "path_display": e.path_display}
+    if e.kind == EntryKind.FOLDER:
+        base["id"] = e.id
+    return base
+
+
 def batch_entries_json(outcomes: Sequence[Entry | DomainError]) -> list[dict[str, Any]]:
     """UploadSessionFinishBatchResultEntry values, one per outcome, in order."""
     out: list[dict[str, Any]] = []

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from localbox.api.convert import batch_entries_json, file_metadata, file_metadata_json
+from localbox.api.convert import batch_entries_json, file_metadata, file_metadata_json, metadata, metadata_json
 from localbox.domain.errors import CallError, SessionLookupError, WriteFailure, incorrect_offset
 from localbox.domain.models import Entry, EntryKind
 from localbox.spec import encode, files
@@ -56,3 +56,10 @@ def test_batch_entries_match_stone(batch: list[Entry]) -> None:
     failure = obj.entries[len(batch)].get_failure()
     assert failure.is_lookup_failed() and failure.get_lookup_failed().get_incorrect_offset().correct_offset == 7
     assert obj.entries[len(batch) + 2].get_failure().get_path().get_conflict().is_file()
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries(), st.sampled_from([EntryKind.FILE, EntryKind.FOLDER, EntryKind.DELETED]))
+def test_metadata_json_matches_stone(entry: Entry, kind: EntryKind) -> None:
+    entry.kind = kind
+    assert json.dumps(metadata_json(entry)) == encode(files.Metadata_validator, metadata(entry))

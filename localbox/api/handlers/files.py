@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from starlette.responses import Response
 
 from localbox.api.context import Call, Services
-from localbox.api.convert import file_metadata, metadata
+from localbox.api.convert import file_metadata, metadata, metadata_json
 from localbox.api.endpoint import Download
-from localbox.api.responses import TEXT
+from localbox.api.responses import TEXT, json_ok
 from localbox.domain.errors import BadRequest
-from localbox.spec import files, users
+from localbox.services.files import ListPage
+from localbox.spec import users
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
@@ -65,14 +67,18 @@ async def list_folder(svc: Services, call: Call) -> Any:
         raise BadRequest('request body: path: Specify the root folder as an empty string rather than as "/".')
     page = await svc.files.list_folder(call.caller, a.path, recursive=bool(a.recursive),
                                        include_deleted=bool(a.include_deleted), limit=a.limit)
-    return files.ListFolderResult(entries=[metadata(e) for e in page.entries], cursor=page.cursor,
-                                  has_more=page.has_more)
+    return _list_result(page)
 
 
 async def list_folder_continue(svc: Services, call: Call) -> Any:
-    page = await svc.files.list_folder_continue(call.caller, call.arg.cursor)
-    return files.ListFolderResult(entries=[metadata(e) for e in page.entries], cursor=page.cursor,
-                                  has_more=page.has_more)
+    return _list_result(await svc.files.list_folder_continue(call.caller, call.arg.cursor))
+
+
+def _list_result(page: ListPage) -> Response:
+    # Built directly rather than through stone: 2000 entries cost ~0.17 s that way (unit tests pin
+    # metadata_json to stone's output).
+    entries = [metadata_json(e) for e in page.entries]
+    return json_ok(json.dumps({"entries": entries, "cursor": page.cursor, "has_more": page.has_more}))
 
 
 async def get_current_account(svc: Services, call: Call) -> Any:
