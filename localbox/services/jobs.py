@@ -16,7 +16,6 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -35,15 +34,20 @@ def new_job_id() -> str:
     return "dbjid:" + secrets.token_urlsafe(48)
 
 
+_RESULT_FIELDS = ("namespace_id", "path_lower", "path_display", "name", "id", "seq", "rev", "size",
+                  "content_hash", "client_modified", "server_modified")
+
+
 def entry_to_json(e: Entry) -> dict[str, Any]:
-    d = asdict(e)
+    # By hand: dataclasses.asdict deep-copies and cost ~40 ms for a 1000-entry result.
+    # Results never need the block list.
+    d = {f: getattr(e, f) for f in _RESULT_FIELDS}
     d["kind"] = e.kind.value
-    d["blocks"] = []  # results never need the block list
     return d
 
 
 def entry_from_json(d: dict[str, Any]) -> Entry:
-    return Entry(**{**d, "kind": EntryKind(d["kind"]), "blocks": []})
+    return Entry(**{f: d[f] for f in _RESULT_FIELDS}, kind=EntryKind(d["kind"]))
 
 
 def outcomes_to_json(outcomes: list[EntryOutcome]) -> str:
