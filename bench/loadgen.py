@@ -153,15 +153,8 @@ async def _closed_loop(port: int, requests: Sequence[bytes], clients: int, secon
     async def client(index: int, conn: _Conn) -> None:
         i = index * 7919  # each client walks the request list from its own offset
         while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            try:
-                status = await conn.request(requests[i % len(requests)])
-            except ConnectionError:
-                result.errors += 1
+            if not await _timed(conn, requests[i % len(requests)], time.perf_counter(), result):
                 return
-            result.latencies.append(time.perf_counter() - t0)
-            if status != 200:
-                result.errors += 1
             i += 1
 
     await asyncio.gather(*(client(i, conn) for i, conn in enumerate(conns)))
@@ -170,6 +163,19 @@ async def _closed_loop(port: int, requests: Sequence[bytes], clients: int, secon
     for conn in conns:
         conn.close()
     return result
+
+
+async def _timed(conn: _Conn, data: bytes, t0: float, result: LoadResult) -> bool:
+    """Send one request and record its latency from `t0`; False when the connection broke."""
+    try:
+        status = await conn.request(data)
+    except ConnectionError:
+        result.errors += 1
+        return False
+    result.latencies.append(time.perf_counter() - t0)
+    if status != 200:
+        result.errors += 1
+    return True
 
 
 async def _fixed_rate(
@@ -189,15 +195,8 @@ async def _fixed_rate(
             conn = opened[-1]
         else:
             conn = await idle.get()
-        try:
-            status = await conn.request(data)
-        except ConnectionError:
-            result.errors += 1
-            return
-        result.latencies.append(time.perf_counter() - t0)
-        if status != 200:
-            result.errors += 1
-        idle.put_nowait(conn)
+        if await _timed(conn, data, t0, result):
+            idle.put_nowait(conn)
 
     total = max(1, int(rate * seconds))
     cpu0, start = time.process_time(), time.perf_counter()

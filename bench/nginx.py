@@ -172,20 +172,21 @@ def _kill_leftovers(pids: list[int]) -> None:
 @contextlib.contextmanager
 def nginx_or_skip(workdir: Path, rec: Recorder) -> Iterator[Nginx | None]:
     """A running nginx, or None with a skip message printed and noted (the benchmark goes on without it)."""
-    binary, reason = ensure_nginx()
-    if binary is None:
-        message = f"nginx baseline skipped: {reason}"
+    def skip(why: str) -> None:
+        message = f"nginx baseline skipped: {why}"
         print(f"   {message}", flush=True)
         rec.note(message)
+
+    binary, reason = ensure_nginx()
+    if binary is None:
+        skip(str(reason))
         yield None
         return
     stack = contextlib.ExitStack()
     try:
         server = stack.enter_context(nginx(binary, workdir))
     except ServerError as exc:
-        message = f"nginx baseline skipped: could not start nginx: {exc}"
-        print(f"   {message}", flush=True)
-        rec.note(message)
+        skip(f"could not start nginx: {exc}")
         yield None
         return
     with stack:
