@@ -22,7 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.benchmarks.common import cpu_seconds, mbps, raw_upload, rotated, run_parallel, target_note
+from bench.benchmarks.common import (
+    cpu_seconds,
+    mbps,
+    raw_upload,
+    rotated,
+    run_parallel,
+    target_note,
+    upload_session,
+)
 from bench.config import Config, MiB, size_label
 from bench.nginx import Nginx, nginx_or_skip
 from bench.payload import big_buffer, stamp
@@ -89,12 +97,7 @@ def _quarters(data: memoryview) -> list[memoryview]:
 def _streams_localbox(s: _Sides, data: memoryview, round_id: int) -> Callable[[], float]:
     def job(index: int, piece: memoryview) -> float:
         db = Dropbox(s.lb_conns.get(), s.token)
-        session_id = db.start()
-        offset = 0
-        while offset < len(piece):
-            chunk = piece[offset : offset + STREAM_CHUNK]
-            db.append(session_id, offset, chunk, close=offset + len(chunk) >= len(piece))
-            offset += len(chunk)
+        session_id, offset = upload_session(db, piece, STREAM_CHUNK)
         uploaded = time.perf_counter()
         db.finish(session_id, offset, f"/bench/parallel/r{round_id}-stream{index}.bin")
         return uploaded
