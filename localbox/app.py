@@ -65,14 +65,18 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
         return PlainTextResponse(f"localbox {__version__}: a Dropbox API v2 server. POST /2/<route>\n")
 
     async def housekeeping() -> None:
+        """Expired upload sessions and finished jobs past retention are forgotten, every quarter of the
+        shorter lifetime (at most a minute)."""
+        interval = min(60.0, max(min(settings.session_ttl, settings.job_retention) / 4, 1.0))
         while True:
-            await asyncio.sleep(min(60.0, max(settings.session_ttl / 4, 1.0)))
+            await asyncio.sleep(interval)
             try:
                 swept = await services.sessions.sweep_expired()
-                if swept:
-                    log.info("forgot %d expired upload sessions", swept)
+                purged = await services.batches.purge_expired()
+                if swept or purged:
+                    log.info("forgot %d expired upload sessions and %d old batch jobs", swept, purged)
             except Exception:  # keep going: the next round retries
-                log.exception("sweeping expired upload sessions failed")
+                log.exception("housekeeping failed")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -78,7 +78,6 @@ class BatchService:
         self.retention = retention_seconds
         self._queues: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self._janitor: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -86,21 +85,16 @@ class BatchService:
         for job in await self.store.run(lambda tx: tx.pending_jobs()):
             log.info("resuming %s job %s", job.kind, job.job_id)
             self._enqueue(job.account_id, self._job_runner(job.job_id))
-        self._janitor = asyncio.create_task(self._purge_loop())
 
     async def stop(self) -> None:
-        tasks = [*self._workers.values(), *self._background, *([self._janitor] if self._janitor else [])]
+        tasks = [*self._workers.values(), *self._background]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _purge_loop(self) -> None:
-        while True:
-            await asyncio.sleep(min(60.0, max(self.retention / 4, 1.0)))
-            try:
-                await self.store.run(partial(_purge, cutoff=time.time() - self.retention))
-            except Exception:  # pragma: no cover - keep purging on the next round
-                log.exception("purging old jobs failed")
+    async def purge_expired(self) -> int:
+        """Forget finished jobs older than the retention period; returns how many went."""
+        return await self.store.run(partial(_purge, cutoff=time.time() - self.retention))
 
     # -- the per-account FIFO ------------------------------------------------------------------
     def _enqueue(self, account_id: str, work: Callable[[], Awaitable[None]]) -> None:

@@ -2,8 +2,9 @@
 
 Bytes go to the BlobStore first (durable blocks plus a durable staged tail), then one metadata
 transaction moves the session forward with a compare-and-set on its offset.  A commit only writes
-metadata: the file is the session's list of block digests.  Appends to one session are serialized
-by a per-session lock held for the whole request, so two racing appends can never interleave bytes.
+metadata: the file is the session's list of block digests.  Appends to one sequential session are
+serialized by a per-session lock held for the whole request, so two racing appends can never
+interleave bytes; pieces of a concurrent session are independent blocks and take no lock.
 """
 
 from __future__ import annotations

@@ -87,3 +87,27 @@ def test_a_job_that_cannot_run_answers_internal_error(tmp_path: Path) -> None:
     assert first == "internal_error"
     # Nothing of the failed job was committed, and the queue went on.
     assert isinstance(second[0], Entry) and second[0].name == "same"
+
+
+def test_purge_forgets_finished_jobs_past_retention(tmp_path: Path) -> None:
+    async def main() -> None:
+        settings = Settings(data_dir=tmp_path, job_retention=0.1)
+        backends = open_backends(settings)
+        svc = build_services(settings, backends)
+        acct = svc.accounts.create_account("purge@example.com")
+        caller = Caller(acct, ALL_SCOPES, acct.root_namespace_id)
+        await svc.batches.start()
+        try:
+            sid = await svc.sessions.start(caller, close=True, session_type=SessionType.SEQUENTIAL,
+                                           content_hash=None, body=Body(_once(b"x"), 1))
+            job = await svc.batches.launch(caller, [FinishEntry(sid, 1, CommitSpec("/p", "add"))])
+            await _wait(svc, caller, job)
+            assert await svc.batches.purge_expired() == 0  # still within retention
+            await asyncio.sleep(0.2)
+            assert await svc.batches.purge_expired() == 1
+            assert await backends.metadata.read(lambda tx: tx.get_job(job)) is None
+        finally:
+            await svc.batches.stop()
+            await backends.metadata.close()
+
+    asyncio.run(main())
