@@ -18,9 +18,15 @@ from localbox.spec import RouteSpec
 class Call:
     route: RouteSpec
     arg: Any
-    caller: Caller
+    principal: Caller | None  # None only on noauth routes (list_folder/longpoll)
     body: Body
     request: Request
+
+    @property
+    def caller(self) -> Caller:
+        if self.principal is None:
+            raise RuntimeError(f"{self.route.path} is a noauth route: it has no caller")
+        return self.principal
 
 
 @dataclass(frozen=True, slots=True)

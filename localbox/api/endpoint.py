@@ -105,15 +105,19 @@ class Endpoint:
         if request.method != "POST" and route.style != "download":
             raise BadRequest(f'Expecting HTTP method "POST", got "{request.method}"')
 
-        account, scopes = await self._authenticate(request)
-        arg = await self._argument(request, route)
-        if route.scope not in scopes:
-            raise AuthFailure("missing_scope", route.scope)
-        namespace_id = await self._path_root(request, account)
-        for header in ("Dropbox-API-Select-User", "Dropbox-API-Select-Admin"):
-            if header in request.headers:
-                raise BadRequest(f'Invalid "{header}" header: only team tokens can select a member or admin.')
-        caller = Caller(account=account, scopes=scopes, namespace_id=namespace_id)
+        caller: Caller | None = None
+        if route.auth == "noauth":
+            arg = await self._argument(request, route)
+        else:
+            account, scopes = await self._authenticate(request)
+            arg = await self._argument(request, route)
+            if route.scope not in scopes:
+                raise AuthFailure("missing_scope", route.scope)
+            namespace_id = await self._path_root(request, account)
+            for header in ("Dropbox-API-Select-User", "Dropbox-API-Select-Admin"):
+                if header in request.headers:
+                    raise BadRequest(f'Invalid "{header}" header: only team tokens can select a member or admin.')
+            caller = Caller(account=account, scopes=scopes, namespace_id=namespace_id)
         body = Body(request.stream(), _content_length(request)) if route.style == "upload" else Body(_nothing(), 0)
         result = await handler(self.services, Call(route, arg, caller, body, request))
         if isinstance(result, Download):

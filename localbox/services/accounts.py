@@ -18,6 +18,7 @@ ALL_SCOPES: frozenset[str] = frozenset({
     "files.content.write",
     "files.metadata.read",
     "files.metadata.write",
+    "sharing.read",
 })
 
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"

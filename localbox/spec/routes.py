@@ -23,8 +23,29 @@ _SCOPES: dict[str, str] = {
     "files/get_metadata": "files.metadata.read",
     "files/list_folder": "files.metadata.read",
     "files/list_folder/continue": "files.metadata.read",
+    "files/list_folder/get_latest_cursor": "files.metadata.read",
+    "files/list_folder/longpoll": "",  # noauth: the cursor is the credential
+    "files/list_revisions": "files.metadata.read",
+    "files/restore": "files.content.write",
+    "files/search_v2": "files.metadata.read",
+    "files/search/continue_v2": "files.metadata.read",
+    "files/create_folder_v2": "files.content.write",
+    "files/create_folder_batch": "files.content.write",
+    "files/create_folder_batch/check": "files.content.write",
+    "files/delete_v2": "files.content.write",
+    "files/delete_batch": "files.content.write",
+    "files/delete_batch/check": "files.content.write",
+    "files/move_v2": "files.content.write",
+    "files/copy_v2": "files.content.write",
+    "files/move_batch_v2": "files.content.write",
+    "files/copy_batch_v2": "files.content.write",
+    "files/move_batch/check_v2": "files.content.write",
+    "files/copy_batch/check_v2": "files.content.write",
     "users/get_current_account": "account_info.read",
     "users/get_space_usage": "account_info.read",
+    "users/get_account": "sharing.read",
+    "users/get_account_batch": "sharing.read",
+    "users/features/get_values": "account_info.read",
     "check/user": "account_info.read",
 }
 
@@ -36,7 +57,8 @@ class RouteSpec:
     arg: Any
     result: Any
     error: Any
-    scope: str
+    scope: str  # "" for noauth routes
+    auth: str  # "user" | "noauth" (the SDK's route attribute)
 
 
 def _spec(namespace: str, module: Any) -> dict[str, RouteSpec]:
@@ -45,7 +67,8 @@ def _spec(namespace: str, module: Any) -> dict[str, RouteSpec]:
         path = f"{namespace}/{route.name}" + (f"_v{route.version}" if route.version > 1 else "")
         if path in _SCOPES:
             out[path] = RouteSpec(path, route.attrs.get("style") or "rpc", route.arg_type, route.result_type,
-                                  route.error_type, _SCOPES[path])
+                                  route.error_type, _SCOPES[path],
+                                  route.attrs.get("auth") or "user")
     return out
 
 
