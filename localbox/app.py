@@ -18,6 +18,7 @@ from localbox.api.context import Services
 from localbox.api.endpoint import Endpoint
 from localbox.api.handlers import files as files_handlers
 from localbox.api.handlers import upload_sessions as session_handlers
+from localbox.api.handlers import users as users_handlers
 from localbox.config import Settings
 from localbox.services.accounts import AccountService
 from localbox.services.files import FileService
@@ -56,7 +57,8 @@ def build_services(settings: Settings, backends: Backends) -> Services:
 def create_app(settings: Settings, backends: Backends | None = None) -> Starlette:
     backends = backends or open_backends(settings)
     services = build_services(settings, backends)
-    endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS})
+    endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS,
+                                   **users_handlers.HANDLERS})
 
     async def api(request: Request) -> Response:
         return await endpoint(request)

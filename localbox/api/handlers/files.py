@@ -1,4 +1,4 @@
-"""Metadata, listing and download routes, plus users/* and check/*."""
+"""Metadata, listing and download routes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from localbox.api.endpoint import Download
 from localbox.api.responses import TEXT, json_ok
 from localbox.domain.errors import BadRequest
 from localbox.services.files import ListPage
-from localbox.spec import users
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
@@ -81,43 +80,9 @@ def _list_result(page: ListPage) -> Response:
     return json_ok(json.dumps({"entries": entries, "cursor": page.cursor, "has_more": page.has_more}))
 
 
-async def get_current_account(svc: Services, call: Call) -> Any:
-    from localbox.spec import common, users_common
-
-    acct = call.caller.account
-    display = f"{acct.given_name} {acct.surname}".strip()
-    abbreviated = "".join(p[0].upper() for p in display.split()[:2]) or acct.email[:1].upper()
-    return users.FullAccount(
-        account_id=acct.account_id,
-        name=users.Name(given_name=acct.given_name, surname=acct.surname, familiar_name=acct.given_name,
-                        display_name=display or acct.email, abbreviated_name=abbreviated),
-        email=acct.email, email_verified=True, disabled=False, locale="en",
-        referral_link="https://www.dropbox.com/referrals/localbox", is_paired=False,
-        account_type=users_common.AccountType.basic,
-        root_info=common.UserRootInfo(root_namespace_id=acct.root_namespace_id,
-                                      home_namespace_id=acct.root_namespace_id),
-        country="US",
-    )
-
-
-async def get_space_usage(svc: Services, call: Call) -> Any:
-    used = await svc.accounts.bytes_used(call.caller.account.account_id)
-    allocation = users.SpaceAllocation.individual(users.IndividualSpaceAllocation(allocated=svc.quota))
-    return users.SpaceUsage(used=used, allocation=allocation)
-
-
-async def check_user(svc: Services, call: Call) -> Any:
-    from localbox.spec import check
-
-    return check.EchoResult(result=call.arg.query)
-
-
 HANDLERS = {
     "files/get_metadata": get_metadata,
     "files/download": download,
     "files/list_folder": list_folder,
     "files/list_folder/continue": list_folder_continue,
-    "users/get_current_account": get_current_account,
-    "users/get_space_usage": get_space_usage,
-    "check/user": check_user,
 }
