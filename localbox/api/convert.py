@@ -99,6 +99,9 @@ NESTING: dict[str, dict[Family, Nester]] = {
     "files/download": {Family.LOOKUP: _prefix("path")},
     "files/list_folder": {Family.LOOKUP: _prefix("path")},
     "files/list_folder/continue": {Family.LOOKUP: _prefix("path"), Family.LIST_CONTINUE: _prefix()},
+    "users/get_account": {Family.CALL: _prefix()},
+    "users/get_account_batch": {Family.CALL: _prefix()},
+    "users/features/get_values": {Family.CALL: _prefix()},
 }
 
 

@@ -117,3 +117,13 @@ class AccountService:
         if owner != account.account_id:
             raise PathRootFailure("no_permission")
         return namespace_id or account.root_namespace_id
+
+    async def get_accounts(self, account_ids: Iterable[str]) -> dict[str, Account]:
+        """The accounts among `account_ids` that exist, by id (one read for the lot)."""
+        wanted = list(dict.fromkeys(account_ids))
+
+        def _lookup(tx: MetadataTx) -> dict[str, Account]:
+            found = {i: tx.get_account(i) for i in wanted}
+            return {i: a for i, a in found.items() if a is not None}
+
+        return await self.store.read(_lookup)

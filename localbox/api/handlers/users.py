@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from localbox.api.context import Call, Services
+from localbox.domain.errors import CallError
 from localbox.domain.models import Account
 from localbox.spec import check, common, users, users_common
 
@@ -29,6 +30,49 @@ async def get_current_account(svc: Services, call: Call) -> Any:
     )
 
 
+def _basic(acct: Account) -> Any:
+    # localbox has no teams: nobody is a teammate (Dropbox sets is_teammate only within a team) and
+    # there is no team_member_id or profile photo to report.
+    return users.BasicAccount(account_id=acct.account_id, name=_name(acct), email=acct.email,
+                              email_verified=True, disabled=False, is_teammate=False)
+
+
+async def get_account(svc: Services, call: Call) -> Any:
+    account_id = call.arg.account_id
+    found = await svc.accounts.get_accounts([account_id])
+    if account_id not in found:
+        raise CallError("no_account")
+    return _basic(found[account_id])
+
+
+async def get_account_batch(svc: Services, call: Call) -> Any:
+    ids: list[str] = call.arg.account_ids
+    found = await svc.accounts.get_accounts(ids)
+    for account_id in ids:
+        if account_id not in found:
+            raise CallError("no_account", payload={"value": account_id})  # the first missing id
+    return [_basic(found[i]) for i in ids]
+
+
+# localbox implements none of these features: Paper docs, file locks, team spaces, or a home
+# namespace distinct from the root.  Each answers with its own value type set to `enabled: false`.
+_FEATURE_VALUES = {
+    "paper_as_files": users.PaperAsFilesValue,
+    "file_locking": users.FileLockingValue,
+    "team_shared_dropbox": users.TeamSharedDropboxValue,
+    "distinct_member_home": users.DistinctMemberHomeValue,
+}
+
+
+async def features_get_values(svc: Services, call: Call) -> Any:
+    features = call.arg.features
+    if not features:
+        raise CallError("empty_features_list")
+    names = [next(n for n in _FEATURE_VALUES if getattr(f, f"is_{n}")()) for f in features]
+    values = [users.UserFeatureValue(n, _FEATURE_VALUES[n].enabled(False)) for n in names]
+    return users.UserFeaturesGetValuesBatchResult(values=values)
+
+
 async def get_space_usage(svc: Services, call: Call) -> Any:
     used = await svc.accounts.bytes_used(call.caller.account.account_id)
     allocation = users.SpaceAllocation.individual(users.IndividualSpaceAllocation(allocated=svc.quota))
@@ -42,5 +86,8 @@ async def check_user(svc: Services, call: Call) -> Any:
 HANDLERS = {
     "users/get_current_account": get_current_account,
     "users/get_space_usage": get_space_usage,
+    "users/get_account": get_account,
+    "users/get_account_batch": get_account_batch,
+    "users/features/get_values": features_get_values,
     "check/user": check_user,
 }
