@@ -44,6 +44,21 @@ def parse_port(text: str) -> int:
     return port
 
 
+def parse_bool(text: str) -> bool:
+    """`1`, `true`, `yes`, `on` and `0`, `false`, `no`, `off` (any case)."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """`a.example,192.0.2.7 b.example`: names separated by commas or spaces."""
+    return tuple(n for n in re.split(r"[,\s]+", text) if n)
+
+
 def _path(text: str) -> Path:
     return Path(text).expanduser()
 
@@ -57,6 +72,12 @@ class Settings:
     port: int = field(default=8080, metadata={"cast": parse_port})
     tls_cert: Path | None = field(default=None, metadata={"cast": _path})
     tls_key: Path | None = field(default=None, metadata={"cast": _path})
+    # HTTPS with a certificate from the local CA kept in <data-dir>/tls (--tls-cert wins when given).
+    tls: bool = field(default=False, metadata={"cast": parse_bool})
+    # HTTPS on this port as well as plain HTTP on --port, from the same process.
+    tls_port: int | None = field(default=None, metadata={"cast": parse_port})
+    # Host names or addresses the generated certificate covers besides localhost and the Dropbox hosts.
+    tls_names: tuple[str, ...] = field(default=(), metadata={"cast": parse_names})
     # Upload sessions expire this long after they start (Dropbox: 7 days).
     session_ttl: float = field(default=7 * 86400.0, metadata={"cast": parse_duration})
     # A finished finish_batch job stays checkable this long (at least 24 h by default).
@@ -74,6 +95,14 @@ class Settings:
     @property
     def blob_root(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def https(self) -> bool:
+        return self.tls or self.tls_port is not None or self.tls_cert is not None
 
     @staticmethod
     def load(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
@@ -94,4 +123,6 @@ class Settings:
         settings = Settings(**values)
         if (settings.tls_cert is None) != (settings.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
+        if settings.tls_port is not None and settings.tls_port == settings.port:
+            raise ConfigError("--tls-port must differ from --port (which serves plain HTTP next to it)")
         return settings
