@@ -1,4 +1,4 @@
-"""The `localbox` command: serve, account create, token create.  The only place argv is read."""
+"""The `localbox` command: serve, ca, account create, token create.  The only place argv is read."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from localbox import __version__
 from localbox.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from localbox.serving import Listener
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -26,7 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", help="port to listen on (default 8080)")
-    serve.add_argument("--tls-cert", help="PEM certificate: serve HTTPS")
+    serve.add_argument("--tls", action="store_true", default=None,
+                       help="serve HTTPS with a certificate from a local CA made once in <data-dir>/tls "
+                            "(env LOCALBOX_TLS=1); `localbox ca` prints the CA file to trust")
+    serve.add_argument("--tls-port", help="also serve HTTPS on this port, plain HTTP staying on --port")
+    serve.add_argument("--tls-name", action="append", dest="tls_names",
+                       help="another host name or IP address for the generated certificate (repeatable; "
+                            "env LOCALBOX_TLS_NAMES, comma-separated)")
+    serve.add_argument("--tls-cert", help="your own PEM certificate for HTTPS (instead of the generated one)")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     serve.add_argument("--session-ttl", help="upload session lifetime, e.g. 7d (default), 3600s")
     serve.add_argument("--job-retention", help="how long finished batch results stay checkable (default 24h)")
@@ -41,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", help='display name, "Given Surname"')
     _common(create)
 
+    ca = sub.add_parser("ca", help="print the path of the local CA certificate that --tls uses (made if missing)")
+    _common(ca)
+
     token = sub.add_parser("token", help="manage access tokens")
     tsub = token.add_subparsers(dest="action", required=True)
     tcreate = tsub.add_parser("create", help="create a bearer token; prints it on the last line")
@@ -51,13 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SETTING_FLAGS = ("data_dir", "host", "port", "tls_cert", "tls_key", "session_ttl", "job_retention",
-                  "max_session_size", "quota", "log_level")
+_SETTING_FLAGS = ("data_dir", "host", "port", "tls_cert", "tls_key", "tls", "tls_port", "tls_names",
+                  "session_ttl", "job_retention", "max_session_size", "quota", "log_level")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     flags = {k: getattr(args, k, None) for k in _SETTING_FLAGS}
+    if flags["tls_names"] is not None:
+        flags["tls_names"] = ",".join(flags["tls_names"])
     try:
         settings = Settings.load(flags, os.environ)
     except ConfigError as e:
@@ -68,6 +84,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         _account_create(settings, args.email, args.name)
     elif args.command == "token":
         _token_create(settings, args.email, args.scopes)
+    elif args.command == "ca":
+        _print_ca(settings)
+
+
+def _print_ca(settings: Settings) -> None:
+    """Only the path on stdout, so that `export REQUESTS_CA_BUNDLE=$(localbox ca)` works."""
+    from localbox.tls import TlsError, ensure_ca
+
+    try:
+        print(ensure_ca(settings.tls_dir).resolve())
+    except (TlsError, OSError) as e:
+        sys.exit(f"localbox: {e}")
 
 
 def _account_create(settings: Settings, email: str, name: str | None) -> None:
@@ -112,23 +140,51 @@ def _tune_malloc() -> None:
 
 def serve(settings: Settings) -> None:
     _tune_malloc()
-    import uvicorn
-
     from localbox.app import create_app, open_backends
+    from localbox.serving import ServeError
+    from localbox.serving import serve as serve_listeners
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    listeners, tls_notes = _listeners(settings)
     backends = open_backends(settings)
     app = create_app(settings, backends)
-    scheme = "https" if settings.tls_cert else "http"
-    print(f"localbox {__version__} serving the Dropbox API v2 at {scheme}://{settings.host}:{settings.port}/2/",
-          flush=True)
+    urls = " and ".join(f"{listener.url}/2/" for listener in listeners)
+    print(f"localbox {__version__} serving the Dropbox API v2 at {urls}", flush=True)
+    for note in tls_notes:
+        print(note, flush=True)
     print(f"  backends: {backends.describe()}", flush=True)
     print(f"  get a token: localbox account create you@example.com --data-dir {settings.data_dir} && "
           f"localbox token create you@example.com --data-dir {settings.data_dir}", flush=True)
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False,
-        http="httptools", loop="uvloop" if sys.platform != "win32" else "asyncio",
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        timeout_keep_alive=30,
-    )
+    try:
+        serve_listeners(
+            app, listeners, log_level=settings.log_level.lower(), access_log=False, http="httptools",
+            loop="uvloop" if sys.platform != "win32" else "asyncio", timeout_keep_alive=30,
+        )
+    except ServeError as e:
+        sys.exit(f"localbox: {e}")
+
+
+def _listeners(settings: Settings) -> tuple[list[Listener], list[str]]:
+    """Plain HTTP on --port, HTTPS on --port (--tls, --tls-cert) or on --tls-port next to it; and what
+    to tell the user about the certificate."""
+    from localbox.serving import Listener
+
+    cert, key = settings.tls_cert, settings.tls_key
+    notes = [f"  TLS: your certificate {cert}"] if cert else []
+    if settings.https and cert is None:
+        from localbox.tls import TlsError, ensure_server_cert, listen_host_name
+
+        host = listen_host_name(settings.host)
+        try:
+            files = ensure_server_cert(settings.tls_dir, [*settings.tls_names, *([host] if host else [])])
+        except (TlsError, ValueError, OSError) as e:
+            sys.exit(f"localbox: {e}")
+        cert, key, ca = files.cert, files.key, files.ca_cert.resolve()
+        notes = [f"  TLS: certificate for {', '.join(files.names)}, signed by the local CA {ca}",
+                 f"  trust that CA once: REQUESTS_CA_BUNDLE={ca} (or NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, "
+                 f"rclone --ca-cert); `localbox ca` prints its path"]
+    plain = Listener(settings.host, settings.port)
+    if not settings.https:
+        return [plain], notes
+    secure = Listener(settings.host, settings.tls_port or settings.port, cert, key)
+    return ([plain, secure] if settings.tls_port is not None else [secure]), notes
