@@ -4,6 +4,17 @@ Dropbox paths are case-insensitive and case-preserving: entries are keyed by the
 and the display form keeps the case the entry was created with.  A path is a sequence of names;
 it can never step outside its namespace because `.`/`..` and empty names are rejected before the
 path is used, and paths never touch the file system (file bytes are stored by content hash).
+
+Case folding is Dropbox's, not Python 3's: Dropbox compares paths with what Python 2.5's
+`unicode.lower()` did, and `path_lower` in every response is that string.  That function mapped
+each code point on its own through the *simple* lowercase mapping of Unicode 4.1.0 (UnicodeData.txt
+field 13): no context (a final capital sigma U+03A3 becomes U+03C3, never final U+03C2), no full
+mappings (U+0130 `İ` is `i`, not `i` + U+0307), and nothing assigned or given a lowercase later
+(Cherokee U+13A0.., Georgian Mtavruli U+1C90.., capital sharp s U+1E9E stay as they are).
+`str.lower()` differs on all three counts, and one 4.1 mapping was even repointed later (U+0241
+lowercased to U+0294 in 4.1 and to U+0242 since 5.0), so the mapping cannot be derived from today's
+data: `casemap_4_1` holds the 893 mappings read from the 4.1.0 UnicodeData.txt itself by
+`scripts/gen_casemap_4_1.py`, which also reports where they differ from `str.lower()`.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from localbox.domain.casemap_4_1 import RUNS
 from localbox.domain.errors import DomainError, PathLookupError, WriteFailure
 
 # Dropbox rejects names above 255 characters (WriteError.malformed_path); a full path has no
@@ -36,8 +48,18 @@ class PathRef:
         return not self.names and self.file_id is None and self.rev is None
 
 
+# code point -> code point, for str.translate; includes A-Z for mixed ASCII/non-ASCII names
+_LOWER_4_1: dict[int, int] = {
+    cp: cp + delta for first, last, step, delta in RUNS for cp in range(first, last + 1, step)
+}
+
+
 def lower(path: str) -> str:
-    return path.lower()
+    """Dropbox's case folding of a path or name (see the module docstring); length-preserving."""
+    if path.isascii():
+        # in ASCII the 4.1 table is exactly A-Z -> a-z, and str.lower() is faster than translate
+        return path.lower()
+    return path.translate(_LOWER_4_1)
 
 
 def join(names: tuple[str, ...]) -> str:
