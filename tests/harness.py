@@ -33,13 +33,19 @@ class Account:
 
 
 class LocalServer:
-    """A `localbox serve` subprocess with its own data dir."""
+    """A `localbox serve` subprocess with its own data dir.  `https`: the server speaks HTTPS on its port
+    (extra_args carry `--tls` or `--tls-cert`); `tls_port`: it also serves HTTPS on `self.tls_port`."""
 
-    def __init__(self, data_dir: Path, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, data_dir: Path, extra_args: Sequence[str] = (), *, https: bool = False,
+                 tls_port: bool = False) -> None:
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
+        self.tls_port = free_port() if tls_port else None
+        self.https_url = f"https://127.0.0.1:{self.tls_port}" if tls_port else None
+        if self.tls_port is not None:
+            self.extra_args += ["--tls-port", str(self.tls_port)]
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
 
@@ -53,15 +59,23 @@ class LocalServer:
             stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
+        waiting = [p for p in (self.port, self.tls_port) if p is not None]
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"localbox serve exited early:\n{self.log()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                with socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.2):
+                    waiting.pop(0)
+                    if not waiting:
+                        return
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"localbox serve did not listen in time:\n{self.log()}")
+
+    @property
+    def ca_file(self) -> Path:
+        """The local CA that `--tls` / `--tls-port` certificates are signed by."""
+        return self.data_dir / "tls" / "ca.pem"
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:
@@ -143,9 +157,9 @@ def make_sdk(server: LocalServer, token: str, **kwargs: Any) -> Any:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[LocalServer]:
-    """A started `localbox serve` on `data_dir`, stopped when the block ends."""
-    srv = LocalServer(data_dir, extra_args)
+def running_server(data_dir: Path, extra_args: Sequence[str] = (), **kwargs: bool) -> Iterator[LocalServer]:
+    """A started `localbox serve` on `data_dir`, stopped when the block ends (kwargs: see LocalServer)."""
+    srv = LocalServer(data_dir, extra_args, **kwargs)
     srv.start()
     try:
         yield srv
