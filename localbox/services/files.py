@@ -110,7 +110,7 @@ def _existing_parents(tx: MetadataTx, ns: str, names: tuple[str, ...], known: Fo
     """
     display = lower = ""
     for depth, name in enumerate(names[:-1]):
-        lower += "/" + name.lower()
+        lower += "/" + paths.lower(name)
         hit = known.get((ns, lower))
         if hit is None:
             entry = _live(tx.get_entry(ns, lower))
@@ -128,7 +128,7 @@ def _create_parents(
 ) -> str:
     lower = paths.lower(paths.join(names[:existing]))
     for name in names[existing:-1]:
-        lower += "/" + name.lower()
+        lower += "/" + paths.lower(name)
         display += "/" + name
         tx.put_entry(Entry(namespace_id=ns, path_lower=lower, path_display=display, name=name,
                            kind=EntryKind.FOLDER, id=new_file_id(), seq=tx.next_seq(ns), server_modified=now))
@@ -204,7 +204,7 @@ def _free_name(tx: MetadataTx, ns: str, names: tuple[str, ...], *, conflicted_co
     for candidate in paths.autorename_candidates(names[-1], conflicted_copy=conflicted_copy):
         if len(candidate) > paths.MAX_NAME_LENGTH:
             raise WriteFailure("malformed_path")
-        if _live(tx.get_entry(ns, f"{parent_lower}/{candidate.lower()}")) is None:
+        if _live(tx.get_entry(ns, f"{parent_lower}/{paths.lower(candidate)}")) is None:
             return (*names[:-1], candidate)
     raise AssertionError("unreachable")  # pragma: no cover - the candidates never end
 
