@@ -4,7 +4,7 @@ A uvicorn Server has one TLS setting for all its sockets, so each listener gets 
 same event loop.  The first (the lead) runs the app's lifespan and owns the SIGINT/SIGTERM handlers.
 The others start once the lifespan is up, share its state, and are stopped and drained before it shuts
 down: no request reaches an app that has not started or has already stopped.  Sockets are bound before
-anything starts, so a busy port fails cleanly with nothing half-running.
+anything starts (listening only once served), so a busy port fails cleanly with nothing half-running.
 """
 
 from __future__ import annotations
@@ -95,12 +95,15 @@ class _Lead(uvicorn.Server):
 
 
 def _bind(listener: Listener) -> socket.socket:
+    """Bound but not listening: connections are refused, not queued, until its server is serving."""
     family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock = socket.create_server((listener.host, listener.port), family=family, backlog=2048)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((listener.host, listener.port))
     except OSError as e:
+        sock.close()
         raise ServeError(f"cannot listen on {listener.url}: {e}") from None
-    sock.set_inheritable(True)
     return sock
 
 
