@@ -17,12 +17,18 @@ from localbox import __version__
 from localbox.api.context import Services
 from localbox.api.endpoint import Endpoint
 from localbox.api.handlers import files as files_handlers
+from localbox.api.handlers import listing as listing_handlers
+from localbox.api.handlers import search as search_handlers
+from localbox.api.handlers import tree as tree_handlers
 from localbox.api.handlers import upload_sessions as session_handlers
 from localbox.api.handlers import users as users_handlers
 from localbox.config import Settings
 from localbox.services.accounts import AccountService
+from localbox.services.changes import ChangeFeed
 from localbox.services.files import FileService
 from localbox.services.jobs import BatchService
+from localbox.services.search import SearchService
+from localbox.services.tree import TreeService
 from localbox.services.upload_sessions import SessionLimits, UploadSessionService
 from localbox.stores.localdisk import LocalDiskBlobStore
 from localbox.stores.sqlite import SqliteMetadataStore
@@ -50,6 +56,9 @@ def build_services(settings: Settings, backends: Backends) -> Services:
         sessions=UploadSessionService(backends.metadata, backends.blobs, limits),
         batches=BatchService(backends.metadata, backends.blobs, settings.job_retention),
         files=FileService(backends.metadata, backends.blobs),
+        tree=TreeService(backends.metadata),
+        changes=ChangeFeed(backends.metadata),
+        search=SearchService(backends.metadata),
         quota=settings.quota,
     )
 
@@ -58,7 +67,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
     backends = backends or open_backends(settings)
     services = build_services(settings, backends)
     endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS,
-                                   **users_handlers.HANDLERS})
+                                   **users_handlers.HANDLERS, **tree_handlers.HANDLERS,
+                                   **listing_handlers.HANDLERS, **search_handlers.HANDLERS})
 
     async def api(request: Request) -> Response:
         return await endpoint(request)
@@ -83,12 +93,14 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.batches.start()
+        services.changes.start()
         janitor = asyncio.create_task(housekeeping())
         try:
             yield
         finally:
             janitor.cancel()
             await asyncio.gather(janitor, return_exceptions=True)
+            await services.changes.stop()
             await services.batches.stop()
             await backends.metadata.close()
 

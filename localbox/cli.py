@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from localbox import __version__
-from localbox.config import ConfigError, Settings
+from localbox.config import ConfigError, Settings, parse_size
 
 if TYPE_CHECKING:
     from localbox.serving import Listener
@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     create = asub.add_parser("create", help="create an account; prints its account id")
     create.add_argument("email")
     create.add_argument("--name", help='display name, "Given Surname"')
+    create.add_argument("--quota", dest="account_quota",
+                        help="this account's space allocation, e.g. 10GiB (default: serve's --quota)")
     _common(create)
 
     ca = sub.add_parser("ca", help="print the path of the local CA certificate that --tls uses (made if missing)")
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "serve":
         serve(settings)
     elif args.command == "account":
-        _account_create(settings, args.email, args.name)
+        _account_create(settings, args.email, args.name, args.account_quota)
     elif args.command == "token":
         _token_create(settings, args.email, args.scopes)
     elif args.command == "ca":
@@ -98,12 +100,16 @@ def _print_ca(settings: Settings) -> None:
         sys.exit(f"localbox: {e}")
 
 
-def _account_create(settings: Settings, email: str, name: str | None) -> None:
+def _account_create(settings: Settings, email: str, name: str | None, quota: str | None) -> None:
     from localbox.services.accounts import AccountExists, AccountService
     from localbox.stores.sqlite import SqliteMetadataStore
 
     try:
-        account = AccountService(SqliteMetadataStore(settings.database_path)).create_account(email, name)
+        allocation = parse_size(quota) if quota is not None else None
+    except ValueError as e:
+        sys.exit(f"localbox: --quota: {e}")
+    try:
+        account = AccountService(SqliteMetadataStore(settings.database_path)).create_account(email, name, allocation)
     except AccountExists:
         sys.exit(f"localbox: an account with email {email} already exists")
     print(f"created account {email} (root namespace {account.root_namespace_id})", file=sys.stderr)

@@ -8,8 +8,11 @@ from typing import Any
 from starlette.requests import Request
 
 from localbox.services.accounts import AccountService, Caller
+from localbox.services.changes import ChangeFeed
 from localbox.services.files import FileService
 from localbox.services.jobs import BatchService
+from localbox.services.search import SearchService
+from localbox.services.tree import TreeService
 from localbox.services.upload_sessions import Body, UploadSessionService
 from localbox.spec import RouteSpec
 
@@ -37,4 +40,7 @@ class Services:
     sessions: UploadSessionService
     batches: BatchService
     files: FileService
+    tree: TreeService
+    changes: ChangeFeed
+    search: SearchService
     quota: int = 2 * 1024**4

@@ -9,6 +9,7 @@ from typing import Any
 
 from localbox.domain.errors import DomainError, Family
 from localbox.domain.models import Entry, EntryKind
+from localbox.services.search import SearchPage
 from localbox.spec import build_union, files
 
 Nester = Callable[[DomainError], tuple[tuple[str, ...], dict[str, Any]]]
@@ -87,6 +88,8 @@ def _upload_write_failed(err: DomainError) -> tuple[tuple[str, ...], dict[str, A
 # How each route's error union wraps the families the services raise.
 FINISH: dict[Family, Nester] = {Family.SESSION: _prefix("lookup_failed"), Family.WRITE: _prefix("path"),
                                 Family.CALL: _prefix()}
+_DELETE: dict[Family, Nester] = {Family.LOOKUP: _prefix("path_lookup"), Family.WRITE: _prefix("path_write"),
+                                 Family.CALL: _prefix()}
 NESTING: dict[str, dict[Family, Nester]] = {
     "files/upload_session/start": {Family.CALL: _prefix()},
     "files/upload_session/append": {Family.SESSION: _prefix(), Family.CALL: _prefix()},
@@ -99,9 +102,24 @@ NESTING: dict[str, dict[Family, Nester]] = {
     "files/download": {Family.LOOKUP: _prefix("path")},
     "files/list_folder": {Family.LOOKUP: _prefix("path")},
     "files/list_folder/continue": {Family.LOOKUP: _prefix("path"), Family.LIST_CONTINUE: _prefix()},
+    "files/create_folder_v2": {Family.WRITE: _prefix("path")},
+    "files/delete_v2": _DELETE,
+    "files/move_v2": {Family.RELOCATION: _prefix()},
+    "files/copy_v2": {Family.RELOCATION: _prefix()},
+    "files/restore": {Family.LOOKUP: _prefix("path_lookup"), Family.WRITE: _prefix("path_write"),
+                      Family.CALL: _prefix()},
+    "files/list_revisions": {Family.LOOKUP: _prefix("path"), Family.CALL: _prefix()},
+    "files/create_folder_batch/check": {Family.POLL: _prefix()},
+    "files/delete_batch/check": {Family.POLL: _prefix()},
+    "files/move_batch/check_v2": {Family.POLL: _prefix()},
+    "files/copy_batch/check_v2": {Family.POLL: _prefix()},
     "users/get_account": {Family.CALL: _prefix()},
     "users/get_account_batch": {Family.CALL: _prefix()},
     "users/features/get_values": {Family.CALL: _prefix()},
+    "files/list_folder/get_latest_cursor": {Family.LOOKUP: _prefix("path")},
+    "files/list_folder/longpoll": {Family.CALL: _prefix()},
+    "files/search_v2": {Family.LOOKUP: _prefix("path"), Family.CALL: _prefix()},
+    "files/search/continue_v2": {Family.LOOKUP: _prefix("path"), Family.CALL: _prefix()},
 }
 
 
@@ -118,3 +136,55 @@ def route_error_json(route: str, error_validator: Any, err: DomainError) -> tupl
     # The summary names the whole tag path, even where a struct member (UploadError.path) hides it.
     path = tags if tags[len(tags) - len(err.tags):] == err.tags else (*tags, *err.tags)
     return "/".join(path) + "/...", build_union(error_validator, tags, payload)
+
+
+# -- results of the create_folder / delete / move / copy batches --------------------------------------
+def _failure(validator: Any, nesting: dict[Family, Nester], err: DomainError) -> Any:
+    nest = nesting.get(err.family)
+    if nest is None:
+        raise UnmappedError(f"a batch entry cannot report {err.family}/{'/'.join(err.tags)}")
+    tags, payload = nest(err)
+    return {".tag": "failure", "failure": build_union(validator, tags, payload)}
+
+
+def _untagged(e: Entry) -> dict[str, Any]:
+    out = metadata_json(e)
+    del out[".tag"]
+    return out
+
+
+def create_folder_entries_json(outcomes: Sequence[Entry | DomainError]) -> list[dict[str, Any]]:
+    """CreateFolderBatchResultEntry values (success carries a FolderMetadata struct, no tag)."""
+    nesting = {Family.WRITE: _prefix("path")}
+    return [_failure(files.CreateFolderEntryError_validator, nesting, o) if isinstance(o, DomainError)
+            else {".tag": "success", "metadata": _untagged(o)} for o in outcomes]
+
+
+def delete_entries_json(outcomes: Sequence[Entry | DomainError]) -> list[dict[str, Any]]:
+    """DeleteBatchResultEntry values."""
+    return [_failure(files.DeleteError_validator, _DELETE, o) if isinstance(o, DomainError)
+            else {".tag": "success", "metadata": metadata_json(o)} for o in outcomes]
+
+
+def relocation_entries_json(outcomes: Sequence[Entry | DomainError]) -> list[dict[str, Any]]:
+    """RelocationBatchResultEntry values."""
+    nesting = {Family.RELOCATION: _prefix("relocation_error")}
+    return [_failure(files.RelocationBatchErrorEntry_validator, nesting, o) if isinstance(o, DomainError)
+            else {".tag": "success", "success": metadata_json(o)} for o in outcomes]
+
+
+# -- search_v2 ----------------------------------------------------------------------------------------
+def search_result_json(page: SearchPage) -> dict[str, Any]:
+    """The JSON stone emits for SearchV2Result (tests/unit pins the two to each other): a page holds
+    up to 1000 matches, each a Metadata inside MetadataV2."""
+    matches: list[dict[str, Any]] = []
+    for m in page.matches:
+        match: dict[str, Any] = {"metadata": {".tag": "metadata", "metadata": metadata_json(m.entry)},
+                                 "match_type": {".tag": "filename"}}
+        if m.spans is not None:
+            match["highlight_spans"] = [{"highlight_str": text, "is_highlighted": hit} for text, hit in m.spans]
+        matches.append(match)
+    out: dict[str, Any] = {"matches": matches, "has_more": page.has_more}
+    if page.cursor is not None:
+        out["cursor"] = page.cursor
+    return out

@@ -117,7 +117,8 @@ class Endpoint:
             for header in ("Dropbox-API-Select-User", "Dropbox-API-Select-Admin"):
                 if header in request.headers:
                     raise BadRequest(f'Invalid "{header}" header: only team tokens can select a member or admin.')
-            caller = Caller(account=account, scopes=scopes, namespace_id=namespace_id)
+            quota = account.quota if account.quota is not None else self.services.quota
+            caller = Caller(account=account, scopes=scopes, namespace_id=namespace_id, quota=quota)
         body = Body(request.stream(), _content_length(request)) if route.style == "upload" else Body(_nothing(), 0)
         result = await handler(self.services, Call(route, arg, caller, body, request))
         if isinstance(result, Download):

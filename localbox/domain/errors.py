@@ -19,6 +19,7 @@ class Family(StrEnum):
     CALL = "call"  # tags at the top level of the route's own error union
     POLL = "poll"  # async.PollError
     LIST_CONTINUE = "list_continue"  # ListFolderContinueError (non-path tags)
+    RELOCATION = "relocation"  # RelocationError, tags from its top level (from_lookup/..., to/..., ...)
 
 
 class DomainError(Exception):
@@ -72,6 +73,16 @@ class ListContinueError(DomainError):
     family = Family.LIST_CONTINUE
 
 
+class RelocationFailure(DomainError):
+    """Dropbox RelocationError: a move or copy names which side failed (`from_lookup`, `to`, ...)."""
+
+    family = Family.RELOCATION
+
+    @staticmethod
+    def wrap(side: str, err: DomainError) -> RelocationFailure:
+        return RelocationFailure(side, *err.tags, payload=err.payload)
+
+
 class StoreUnavailable(Exception):
     """A backend cannot serve right now (disk full, database locked too long...).  Retryable: the edge
     answers 503 with Retry-After, which Dropbox clients retry."""
@@ -115,4 +126,5 @@ _BY_FAMILY: dict[Family, type[DomainError]] = {
     Family.CALL: CallError,
     Family.POLL: PollFailure,
     Family.LIST_CONTINUE: ListContinueError,
+    Family.RELOCATION: RelocationFailure,
 }

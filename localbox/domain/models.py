@@ -36,6 +36,7 @@ class Account:
     surname: str
     root_namespace_id: str
     created: float
+    quota: int | None = None  # bytes this account may use; None: the server's default allocation
 
 
 @dataclass(frozen=True, slots=True)

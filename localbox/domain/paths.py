@@ -113,13 +113,14 @@ def split_ext(name: str) -> tuple[str, str]:
     return name[:dot], name[dot:]
 
 
-def autorename_candidates(name: str, *, conflicted_copy: bool = False) -> Iterator[str]:
+def autorename_candidates(name: str, *, conflicted_copy: bool = False, folder: bool = False) -> Iterator[str]:
     """Names to try, in order, when `autorename` resolves a conflict.
 
     add/overwrite append the first free number: `a (1).txt`, `a (2).txt`, ...  An update against a
-    stale rev keeps both versions as Dropbox does: `a (conflicted copy).txt`, then numbered.
+    stale rev keeps both versions as Dropbox does: `a (conflicted copy).txt`, then numbered.  A
+    folder's name has no extension: `v1.2` becomes `v1.2 (1)`.
     """
-    stem, ext = split_ext(name)
+    stem, ext = (name, "") if folder else split_ext(name)
     if conflicted_copy:
         yield f"{stem} (conflicted copy){ext}"
         n = 2

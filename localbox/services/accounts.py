@@ -52,6 +52,7 @@ class Caller:
     account: Account
     scopes: frozenset[str]
     namespace_id: str
+    quota: int | None = None  # bytes the account may use in all; None: unlimited
 
 
 class AccountService:
@@ -59,7 +60,7 @@ class AccountService:
         self.store = store
 
     # -- admin (synchronous: used by the CLI whether or not a server runs)
-    def create_account(self, email: str, name: str | None = None) -> Account:
+    def create_account(self, email: str, name: str | None = None, quota: int | None = None) -> Account:
         given, _, surname = (name or email.split("@")[0]).partition(" ")
 
         def _create(tx: MetadataTx) -> Account:
@@ -67,7 +68,7 @@ class AccountService:
                 raise AccountExists(email)
             account = Account(
                 account_id=new_account_id(), email=email, given_name=given, surname=surname,
-                root_namespace_id=new_namespace_id(), created=time.time(),
+                root_namespace_id=new_namespace_id(), created=time.time(), quota=quota,
             )
             tx.insert_account(account)
             tx.insert_namespace(account.root_namespace_id, account.account_id)

@@ -68,7 +68,7 @@ class Content:
         return hash_from_digests(self.blocks)
 
 
-def _namespace_for(tx: MetadataTx, caller: Caller, ref: paths.PathRef, error: type[DomainError]) -> str:
+def namespace_for(tx: MetadataTx, caller: Caller, ref: paths.PathRef, error: type[DomainError]) -> str:
     if ref.namespace_id is None:
         return caller.namespace_id
     if tx.namespace_owner(ref.namespace_id) != caller.account.account_id:
@@ -76,7 +76,7 @@ def _namespace_for(tx: MetadataTx, caller: Caller, ref: paths.PathRef, error: ty
     return ref.namespace_id
 
 
-def _live(entry: Entry | None) -> Entry | None:
+def live(entry: Entry | None) -> Entry | None:
     return None if entry is None or entry.kind == EntryKind.DELETED else entry
 
 
@@ -93,16 +93,16 @@ def resolve_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | 
         if entry is None or tx.namespace_owner(entry.namespace_id) != caller.account.account_id:
             raise PathLookupError("not_found")
         return entry.namespace_id, entry, ref
-    ns = _namespace_for(tx, caller, ref, PathLookupError)
+    ns = namespace_for(tx, caller, ref, PathLookupError)
     if ref.is_root:
         return ns, None, ref
-    return ns, _live(tx.get_entry(ns, paths.lower(paths.join(ref.names)))), ref
+    return ns, live(tx.get_entry(ns, paths.lower(paths.join(ref.names)))), ref
 
 
 FolderCache = dict[tuple[str, str], str]  # (namespace, path_lower) -> path_display of a live folder
 
 
-def _existing_parents(tx: MetadataTx, ns: str, names: tuple[str, ...], known: FolderCache) -> tuple[str, int]:
+def existing_parents(tx: MetadataTx, ns: str, names: tuple[str, ...], known: FolderCache) -> tuple[str, int]:
     """Walk the ancestors of `names`: (display path of the deepest existing one, how many exist).
 
     Raises conflict/file_ancestor when one of them is a file.  Nothing can exist below a missing
@@ -113,7 +113,7 @@ def _existing_parents(tx: MetadataTx, ns: str, names: tuple[str, ...], known: Fo
         lower += "/" + paths.lower(name)
         hit = known.get((ns, lower))
         if hit is None:
-            entry = _live(tx.get_entry(ns, lower))
+            entry = live(tx.get_entry(ns, lower))
             if entry is None:
                 return display, depth
             if entry.kind == EntryKind.FILE:
@@ -123,7 +123,7 @@ def _existing_parents(tx: MetadataTx, ns: str, names: tuple[str, ...], known: Fo
     return display, len(names) - 1
 
 
-def _create_parents(
+def create_parents(
     tx: MetadataTx, ns: str, names: tuple[str, ...], existing: int, display: str, now: float, known: FolderCache,
 ) -> str:
     lower = paths.lower(paths.join(names[:existing]))
@@ -138,9 +138,11 @@ def _create_parents(
 
 def commit_file_tx(
     tx: MetadataTx, caller: Caller, spec: CommitSpec, content: Content, now: float,
-    known: FolderCache | None = None,
+    known: FolderCache | None = None, revive_id: str | None = None,
 ) -> Entry:
     """Make `content` the file at `spec.path` following Dropbox's write-mode rules.
+
+    `revive_id` is the id a new file takes instead of a fresh one (a restore brings a file back).
 
     Raises WriteFailure (malformed_path, conflict/..., no_write_permission).  Writes nothing on failure.
     `known` caches folders seen in this transaction (a batch shares one).
@@ -153,13 +155,13 @@ def commit_file_tx(
             raise WriteFailure("malformed_path")
         ns, names = target.namespace_id, tuple(target.path_display[1:].split("/"))
     else:
-        ns, names = _namespace_for(tx, caller, ref, WriteFailure), ref.names
+        ns, names = namespace_for(tx, caller, ref, WriteFailure), ref.names
     if not names:
         raise WriteFailure("malformed_path")
-    parent_display, existing_parents = _existing_parents(tx, ns, names, known)
+    parent_display, found_parents = existing_parents(tx, ns, names, known)
     content_hash = content.content_hash
     lower = paths.lower(paths.join(names))
-    existing = _live(tx.get_entry(ns, lower))
+    existing = live(tx.get_entry(ns, lower))
 
     replace: Entry | None = None
     failure: WriteFailure | None = None
@@ -179,10 +181,11 @@ def commit_file_tx(
     if failure is not None:
         if not spec.autorename:
             raise failure
-        names = _free_name(tx, ns, names, conflicted_copy=spec.mode == "update")
+        names = free_name(tx, ns, names, conflicted_copy=spec.mode == "update")
         lower = paths.lower(paths.join(names))
 
-    parent_display = _create_parents(tx, ns, names, existing_parents, parent_display, now, known)
+    check_quota(tx, caller, content.size - (replace.size if replace is not None else 0))
+    parent_display = create_parents(tx, ns, names, found_parents, parent_display, now, known)
     if replace is not None:
         tx.keep_revision(replace)
     seq = tx.next_seq(ns)
@@ -190,7 +193,7 @@ def commit_file_tx(
         namespace_id=ns, path_lower=lower,
         path_display=(replace.path_display if replace else f"{parent_display}/{names[-1]}"),
         name=replace.name if replace else names[-1], kind=EntryKind.FILE,
-        id=replace.id if replace else new_file_id(), seq=seq, rev=new_rev(seq), size=content.size,
+        id=replace.id if replace else revive_id or new_file_id(), seq=seq, rev=new_rev(seq), size=content.size,
         content_hash=content_hash, blocks=list(content.blocks),
         client_modified=spec.client_modified if spec.client_modified is not None else now,
         server_modified=now,
@@ -199,12 +202,21 @@ def commit_file_tx(
     return entry
 
 
-def _free_name(tx: MetadataTx, ns: str, names: tuple[str, ...], *, conflicted_copy: bool) -> tuple[str, ...]:
+def check_quota(tx: MetadataTx, caller: Caller, growth: int, error: DomainError | None = None) -> None:
+    """Refuse a write that would take the account past its allocation (shrinking is always allowed)."""
+    if caller.quota is not None and growth > 0 and tx.bytes_used(caller.account.account_id) + growth > caller.quota:
+        raise error or WriteFailure("insufficient_space")
+
+
+def free_name(
+    tx: MetadataTx, ns: str, names: tuple[str, ...], *, conflicted_copy: bool = False, folder: bool = False,
+) -> tuple[str, ...]:
+    """The first autorename candidate for `names` that nothing live occupies."""
     parent_lower = paths.lower(paths.join(names[:-1]))
-    for candidate in paths.autorename_candidates(names[-1], conflicted_copy=conflicted_copy):
+    for candidate in paths.autorename_candidates(names[-1], conflicted_copy=conflicted_copy, folder=folder):
         if len(candidate) > paths.MAX_NAME_LENGTH:
             raise WriteFailure("malformed_path")
-        if _live(tx.get_entry(ns, f"{parent_lower}/{paths.lower(candidate)}")) is None:
+        if live(tx.get_entry(ns, f"{parent_lower}/{paths.lower(candidate)}")) is None:
             return (*names[:-1], candidate)
     raise AssertionError("unreachable")  # pragma: no cover - the candidates never end
 
@@ -300,7 +312,7 @@ class FileService:
         def _continue(tx: MetadataTx) -> ListPage:
             if tx.namespace_owner(cursor.namespace_id) != caller.account.account_id:
                 raise BadRequest('Invalid "cursor" parameter')
-            if cursor.path_lower and _live(tx.get_entry(cursor.namespace_id, cursor.path_lower)) is None:
+            if cursor.path_lower and live(tx.get_entry(cursor.namespace_id, cursor.path_lower)) is None:
                 raise PathLookupError("not_found")
             c = cursor
             if c.upto is None:
@@ -312,21 +324,21 @@ class FileService:
 
     def _page(self, tx: MetadataTx, c: ListCursor, head: list[Entry]) -> ListPage:
         room = max(c.limit - len(head), 1)
+        # A first listing shows deletion markers only when asked; a change feed always reports them.
         rows = tx.list_entries(
             c.namespace_id, c.path_lower, recursive=c.recursive, after=c.after, limit=room + 1,
             max_seq=c.upto, min_seq=None if c.since < 0 else c.since,
+            live_only=c.since < 0 and not c.include_deleted,
         )
         more = len(rows) > room
         rows = rows[:room]
-        hide_deleted = c.since < 0 and not c.include_deleted
-        visible = [e for e in rows if e.kind != EntryKind.DELETED] if hide_deleted else rows
         if more:
             nxt = ListCursor(c.namespace_id, c.path_lower, c.recursive, c.include_deleted, c.limit,
                              c.since, c.upto, rows[-1].path_lower)
         else:
             nxt = ListCursor(c.namespace_id, c.path_lower, c.recursive, c.include_deleted, c.limit,
                              c.upto if c.upto is not None else c.since, None, "")
-        return ListPage(entries=head + visible, cursor=nxt.encode(), has_more=more)
+        return ListPage(entries=head + rows, cursor=nxt.encode(), has_more=more)
 
 
 def now() -> float:

@@ -1,4 +1,5 @@
-"""Batch commits: finish_batch jobs (persisted, resumable) and finish_batch_v2 (synchronous).
+"""Batch jobs: finish_batch (persisted, resumable), finish_batch_v2 (synchronous), and the
+create_folder / delete / move / copy batches, which are persisted jobs of their own kinds.
 
 Every batch of one account goes through that account's FIFO queue, so batches commit one after
 another in arrival order even when a client sends several at once (Dropbox asks clients to
@@ -23,11 +24,25 @@ from localbox.domain.errors import DomainError, PollFailure, StoreUnavailable
 from localbox.domain.models import Entry, EntryKind, Job, JobState
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec
+from localbox.services.tree import copy_many_tx, create_folders_tx, delete_many_tx, move_many_tx
 from localbox.services.upload_sessions import EntryOutcome, FinishEntry, commit_entries_tx
 from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
 
 log = logging.getLogger("localbox.jobs")
 FINISH_BATCH = "finish_batch"
+CREATE_FOLDER_BATCH = "create_folder_batch"
+DELETE_BATCH = "delete_batch"
+MOVE_BATCH = "move_batch"
+COPY_BATCH = "copy_batch"
+
+# Job kinds other than finish_batch: one transaction function each, over the job's JSON request.
+TreeBatch = Callable[[MetadataTx, Caller, dict[str, Any], float], list[EntryOutcome]]
+TREE_BATCHES: dict[str, TreeBatch] = {
+    CREATE_FOLDER_BATCH: create_folders_tx,
+    DELETE_BATCH: delete_many_tx,
+    MOVE_BATCH: move_many_tx,
+    COPY_BATCH: copy_many_tx,
+}
 
 
 def new_job_id() -> str:
@@ -65,6 +80,11 @@ _JOB_ATTEMPTS = 30  # about two minutes of retries for a store that stays unavai
 
 def _fail(tx: MetadataTx, job_id: str, now: float) -> None:
     tx.fail_job(job_id, now)
+
+
+def _run_tree_batch(tx: MetadataTx, batch: TreeBatch, caller: Caller, request: dict[str, Any], job_id: str) -> None:
+    now = time.time()
+    tx.complete_job(job_id, outcomes_to_json(batch(tx, caller, request, now)), now)
 
 
 def _purge(tx: MetadataTx, cutoff: float) -> int:
@@ -147,25 +167,31 @@ class BatchService:
                 account = tx.get_account(job.account_id)
                 if account is None:
                     return None
-                return job, Caller(account, frozenset(request["scopes"]), request["namespace_id"])
+                return job, Caller(account, frozenset(request["scopes"]), request["namespace_id"],
+                                   request.get("quota"))
 
             loaded = await self.store.run(_load)
             if loaded is None:
                 return
             job, caller = loaded
-            entries = [FinishEntry(e["session_id"], e["offset"], CommitSpec.from_json(e["commit"]))
-                       for e in json.loads(job.request)["entries"]]
+            request = json.loads(job.request)
             for attempt in range(_JOB_ATTEMPTS):
                 try:
-                    await self._commit(caller, entries, job_id)
+                    if job.kind == FINISH_BATCH:
+                        entries = [FinishEntry(e["session_id"], e["offset"], CommitSpec.from_json(e["commit"]))
+                                   for e in request["entries"]]
+                        await self._commit(caller, entries, job_id)
+                    else:
+                        await self.store.run(partial(_run_tree_batch, batch=TREE_BATCHES[job.kind], caller=caller,
+                                                     request=request, job_id=job_id))
                     return
                 except StoreUnavailable:
                     # Transient: retry in place, holding the account's queue so that no later batch
                     # overtakes this one.
-                    log.warning("finish_batch job %s: store unavailable (attempt %d)", job_id, attempt + 1)
+                    log.warning("%s job %s: store unavailable (attempt %d)", job.kind, job_id, attempt + 1)
                     await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
                 except Exception:
-                    log.exception("finish_batch job %s failed", job_id)
+                    log.exception("%s job %s failed", job.kind, job_id)
                     break
             # Nothing was committed (a job commits in one transaction): polls say internal_error,
             # which tells clients to check what happened, as Dropbox's PollError documents.
@@ -175,21 +201,25 @@ class BatchService:
 
     async def launch(self, caller: Caller, entries: list[FinishEntry]) -> str:
         """finish_batch: persist the job, queue it, and return its id at once."""
-        request = json.dumps({
-            "namespace_id": caller.namespace_id, "scopes": sorted(caller.scopes),
+        return await self.launch_job(caller, FINISH_BATCH, {
             "entries": [{"session_id": e.session_id, "offset": e.offset, "commit": e.commit.to_json()}
                         for e in entries],
         })
-        job = Job(job_id=new_job_id(), account_id=caller.account.account_id, kind=FINISH_BATCH,
-                  state=JobState.PENDING, created=time.time(), request=request)
+
+    async def launch_job(self, caller: Caller, kind: str, request: dict[str, Any]) -> str:
+        """Persist a job of `kind` (with what it needs to know of the caller), queue it, return its id."""
+        text = json.dumps({"namespace_id": caller.namespace_id, "scopes": sorted(caller.scopes),
+                           "quota": caller.quota, **request})
+        job = Job(job_id=new_job_id(), account_id=caller.account.account_id, kind=kind,
+                  state=JobState.PENDING, created=time.time(), request=text)
         await self.store.run(lambda tx: tx.insert_job(job))
         self._enqueue(job.account_id, self._job_runner(job.job_id))
         return job.job_id
 
-    async def check(self, caller: Caller, job_id: str) -> list[EntryOutcome] | None:
+    async def check(self, caller: Caller, job_id: str, kind: str = FINISH_BATCH) -> list[EntryOutcome] | None:
         """None while the job runs; its per-entry outcomes once complete."""
         job = await self.store.read(lambda tx: tx.get_job(job_id))
-        if job is None or job.account_id != caller.account.account_id or job.kind != FINISH_BATCH:
+        if job is None or job.account_id != caller.account.account_id or job.kind != kind:
             raise PollFailure("invalid_async_job_id")
         if job.state == JobState.FAILED:
             raise PollFailure("internal_error")

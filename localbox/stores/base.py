@@ -58,15 +58,23 @@ class MetadataTx(Protocol):
     def keep_revision(self, entry: Entry) -> None:
         """Remember a file version that is about to be replaced, so `rev:` paths still find it."""
         ...
+    def list_revisions(
+        self, *, namespace_id: str | None = None, path_lower: str | None = None, file_id: str | None = None,
+        before_seq: int | None = None, limit: int,
+    ) -> list[Entry]:
+        """Versions kept by keep_revision, newest first: those of one file id, or those once at one path;
+        only those with seq < before_seq when given."""
+        ...
     def put_entry(self, entry: Entry) -> None:
-        """Insert or replace the entry at (namespace_id, path_lower)."""
+        """Insert or replace the entry at (namespace_id, path_lower), keeping the namespace's byte count."""
         ...
     def list_entries(
         self, namespace_id: str, parent_lower: str, *, recursive: bool, after: str, limit: int,
-        max_seq: int | None = None, min_seq: int | None = None,
+        max_seq: int | None = None, min_seq: int | None = None, live_only: bool = False,
     ) -> list[Entry]:
         """Entries strictly below `parent_lower` (children only unless recursive), ordered by path_lower,
-        with path_lower > `after`, optionally restricted to min_seq < seq <= max_seq."""
+        with path_lower > `after`, optionally restricted to min_seq < seq <= max_seq, and without
+        deletion markers when `live_only`."""
         ...
     def current_seq(self, namespace_id: str) -> int: ...
     def bytes_used(self, account_id: str) -> int:
@@ -82,6 +90,24 @@ class MetadataTx(Protocol):
         ...
     def pending_jobs(self) -> list[Job]: ...
     def delete_jobs_before(self, completed_before: float) -> int: ...
+
+    # -- change feeds and search
+    def namespace_seqs(self, namespace_ids: Sequence[str]) -> dict[str, int]:
+        """The change counter of each namespace that exists among `namespace_ids` (one read for all)."""
+        ...
+    def search_entries(
+        self, namespace_id: str, under_lower: str, terms: Sequence[str], kinds: Sequence[NameFilter], *,
+        by_relevance: bool, after: SearchKey | None, limit: int,
+    ) -> list[tuple[Entry, SearchKey]]:
+        """Entries strictly below `under_lower` ("" = the whole namespace) whose name (last path
+        component, lower-cased) contains every one of `terms` (already lower-cased) and that pass one
+        of `kinds`, each with its sort key, in key order, only keys > `after`, at most `limit`.
+
+        Keys: by relevance (-(number of terms that start a word of the name), length of the name,
+        path_lower), where a word starts at the beginning of the name or after one of
+        WORD_BREAKS; otherwise (-server_modified, 0, path_lower): newest first.  The store filters and
+        orders; it must not load non-matching entries into memory."""
+        ...
 
 
 class MetadataStore(Protocol):
@@ -143,3 +169,18 @@ class BlobStore(Protocol):
     async def discard_staging(self, staging_id: str, below_index: int | None = None) -> None:
         """Remove staging data of a session (only parts below `below_index` when given)."""
         ...
+
+
+SearchKey = tuple[float, int, str]
+WORD_BREAKS = " -_.,()[]"  # a search term right after one of these starts a word of the name
+
+
+@dataclass(frozen=True, slots=True)
+class NameFilter:
+    """One way for an entry to pass a search: its kind, and optionally what its name must end with
+    (`suffixes`, any of them) or must not end with (`exclude`), each suffix lower-cased with its dot.
+    A name equal to a suffix (a dot-file such as ".pdf") has no extension and matches no suffix."""
+
+    kind: str  # an EntryKind value
+    suffixes: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()

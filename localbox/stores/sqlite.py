@@ -14,7 +14,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,19 +32,21 @@ from localbox.domain.models import (
     Token,
     UploadSession,
 )
+from localbox.stores.base import WORD_BREAKS, NameFilter, SearchKey
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     account_id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE COLLATE NOCASE, given_name TEXT NOT NULL,
-    surname TEXT NOT NULL, root_namespace_id TEXT NOT NULL, created REAL NOT NULL);
+    surname TEXT NOT NULL, root_namespace_id TEXT NOT NULL, created REAL NOT NULL, quota INTEGER);
 CREATE TABLE IF NOT EXISTS tokens (
     token TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(account_id), scopes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS namespaces (
-    namespace_id TEXT PRIMARY KEY, owner_account_id TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0);
+    namespace_id TEXT PRIMARY KEY, owner_account_id TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0,
+    bytes_used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, session_type TEXT NOT NULL,
     offset INTEGER NOT NULL, closed INTEGER NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
@@ -67,11 +69,20 @@ CREATE TABLE IF NOT EXISTS revisions (
     name TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, size INTEGER NOT NULL, content_hash TEXT NOT NULL,
     blocks BLOB NOT NULL, client_modified REAL NOT NULL, server_modified REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS revisions_id ON revisions (id);
+CREATE INDEX IF NOT EXISTS revisions_path ON revisions (namespace_id, path_lower);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
     created REAL NOT NULL, request TEXT NOT NULL, result TEXT, completed REAL);
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (state, created);
 """
+
+# Columns added after version 1, with how to fill them in an existing database.
+_UPGRADES_TO_2 = (
+    "ALTER TABLE accounts ADD COLUMN quota INTEGER",
+    "ALTER TABLE namespaces ADD COLUMN bytes_used INTEGER NOT NULL DEFAULT 0",
+    "UPDATE namespaces SET bytes_used = (SELECT COALESCE(SUM(size), 0) FROM entries e "
+    "WHERE e.namespace_id = namespaces.namespace_id AND e.kind = 'file')",
+)
 
 DIGEST = 32
 
@@ -94,8 +105,8 @@ class _Tx:
     # -- accounts and tokens
     def insert_account(self, a: Account) -> None:
         self.db.execute(
-            "INSERT INTO accounts VALUES (?,?,?,?,?,?)",
-            (a.account_id, a.email, a.given_name, a.surname, a.root_namespace_id, a.created),
+            "INSERT INTO accounts VALUES (?,?,?,?,?,?,?)",
+            (a.account_id, a.email, a.given_name, a.surname, a.root_namespace_id, a.created, a.quota),
         )
 
     @staticmethod
@@ -116,7 +127,7 @@ class _Tx:
         return None if row is None else Token(row[0], row[1], frozenset(row[2].split()))
 
     def insert_namespace(self, namespace_id: str, owner_account_id: str) -> None:
-        self.db.execute("INSERT INTO namespaces VALUES (?,?,0)", (namespace_id, owner_account_id))
+        self.db.execute("INSERT INTO namespaces VALUES (?,?,0,0)", (namespace_id, owner_account_id))
 
     def namespace_owner(self, namespace_id: str) -> str | None:
         row = self._one("SELECT owner_account_id FROM namespaces WHERE namespace_id=?", namespace_id)
@@ -127,9 +138,8 @@ class _Tx:
         return int(row[0])
 
     def bytes_used(self, account_id: str) -> int:
-        row = self._one(
-            "SELECT COALESCE(SUM(e.size), 0) FROM entries e JOIN namespaces n ON n.namespace_id = e.namespace_id "
-            "WHERE n.owner_account_id=? AND e.kind='file'", account_id)
+        # A counter kept by put_entry: summing the entries would cost a scan per commit.
+        row = self._one("SELECT COALESCE(SUM(bytes_used), 0) FROM namespaces WHERE owner_account_id=?", account_id)
         return int(row[0])
 
     def current_seq(self, namespace_id: str) -> int:
@@ -208,9 +218,30 @@ class _Tx:
         row = self._one("SELECT * FROM revisions WHERE rev=?", rev)
         if row is None:
             return None
+        return self._revision(row)
+
+    @staticmethod
+    def _revision(row: Any) -> Entry:
         return Entry(namespace_id=row[1], path_lower=row[2], path_display=row[3], name=row[4], kind=EntryKind.FILE,
                      id=row[5], seq=row[6], rev=row[0], size=row[7], content_hash=row[8], blocks=_unpack(row[9]),
                      client_modified=row[10], server_modified=row[11])
+
+    def list_revisions(
+        self, *, namespace_id: str | None = None, path_lower: str | None = None, file_id: str | None = None,
+        before_seq: int | None = None, limit: int,
+    ) -> list[Entry]:
+        args: list[Any]
+        if file_id is not None:
+            where, args = "id=?", [file_id]
+        else:
+            where, args = "namespace_id=? AND path_lower=?", [namespace_id, path_lower]
+        if before_seq is not None:
+            where += " AND seq < ?"
+            args.append(before_seq)
+        rows = self.db.execute(
+            f"SELECT * FROM revisions WHERE {where} ORDER BY server_modified DESC, seq DESC LIMIT ?", (*args, limit)
+        ).fetchall()
+        return [self._revision(r) for r in rows]
 
     def keep_revision(self, e: Entry) -> None:
         self.db.execute(
@@ -220,6 +251,12 @@ class _Tx:
         )
 
     def put_entry(self, e: Entry) -> None:
+        old = self._one("SELECT size FROM entries WHERE namespace_id=? AND path_lower=? AND kind='file'",
+                        e.namespace_id, e.path_lower)
+        delta = (e.size if e.kind == EntryKind.FILE else 0) - (old[0] if old else 0)
+        if delta:
+            self.db.execute("UPDATE namespaces SET bytes_used = bytes_used + ? WHERE namespace_id=?",
+                            (delta, e.namespace_id))
         self.db.execute(
             "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (e.namespace_id, e.path_lower, e.parent_lower, e.path_display, e.name, e.kind.value, e.id, e.seq,
@@ -228,7 +265,7 @@ class _Tx:
 
     def list_entries(
         self, namespace_id: str, parent_lower: str, *, recursive: bool, after: str, limit: int,
-        max_seq: int | None = None, min_seq: int | None = None,
+        max_seq: int | None = None, min_seq: int | None = None, live_only: bool = False,
     ) -> list[Entry]:
         if recursive:
             # Everything below "/a" sorts in ["/a/", "/a0"): '0' follows '/' in code point order.
@@ -246,6 +283,8 @@ class _Tx:
         if min_seq is not None:
             where += " AND seq > ?"
             args.append(min_seq)
+        if live_only:
+            where += " AND kind != 'deleted'"
         rows = self.db.execute(
             f"SELECT * FROM entries WHERE {where} ORDER BY path_lower LIMIT ?", (*args, limit)
         ).fetchall()
@@ -289,6 +328,65 @@ class _Tx:
         )
         return cur.rowcount
 
+    # -- change feeds and search
+    def namespace_seqs(self, namespace_ids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        ids = list(namespace_ids)
+        for i in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
+            chunk = ids[i : i + 500]
+            rows = self.db.execute(
+                f"SELECT namespace_id, seq FROM namespaces WHERE namespace_id IN ({','.join('?' * len(chunk))})",
+                chunk).fetchall()
+            out.update((str(r[0]), int(r[1])) for r in rows)
+        return out
+
+    def search_entries(
+        self, namespace_id: str, under_lower: str, terms: Sequence[str], kinds: Sequence[NameFilter], *,
+        by_relevance: bool, after: SearchKey | None, limit: int,
+    ) -> list[tuple[Entry, SearchKey]]:
+        name = "substr(path_lower, length(parent_lower) + 2)"  # the lower-cased last component
+        key_args: list[Any] = []
+        if by_relevance:
+            starts = []
+            for t in terms:
+                starts.append("(" + " OR ".join([f"instr({name}, ?) = 1"] + [f"instr({name}, ?) > 0"] * len(
+                    WORD_BREAKS)) + ")")
+                key_args += [t, *(b + t for b in WORD_BREAKS)]
+            keys = f"-({' + '.join(starts) or '0'}) AS k1, length({name}) AS k2"
+        else:
+            keys = "-server_modified AS k1, 0 AS k2"
+        # Everything below "/a" sorts in ["/a/", "/a0"): the primary-key range, as in list_entries.
+        where = ["namespace_id = ?", "path_lower >= ?", "path_lower < ?"]
+        args: list[Any] = [namespace_id, under_lower + "/", under_lower + "0"]
+        for t in terms:
+            where.append(f"instr({name}, ?) > 0")
+            args.append(t)
+        alternatives = []
+        for f in kinds:
+            cond = "kind = ?"
+            args.append(f.kind)
+            for suffixes, negate in ((f.suffixes, False), (f.exclude, True)):
+                if suffixes is None or (negate and not suffixes):
+                    continue
+                ends = [f"(substr(path_lower, ?) = ? AND length({name}) > ?)" for _ in suffixes] or ["0"]
+                cond += f" AND {'NOT ' if negate else ''}({' OR '.join(ends)})"
+                for suffix in suffixes:
+                    args += [-len(suffix), suffix, len(suffix)]
+            alternatives.append(f"({cond})")
+        where.append(f"({' OR '.join(alternatives) or '0'})")
+        sql = f"SELECT * FROM (SELECT *, {keys} FROM entries WHERE {' AND '.join(where)})"
+        if after is not None:
+            sql += " WHERE (k1, k2, path_lower) > (?, ?, ?)"
+            args += list(after)
+        sql += " ORDER BY k1, k2, path_lower LIMIT ?"
+        rows = self.db.execute(sql, (*key_args, *args, limit)).fetchall()
+        out: list[tuple[Entry, SearchKey]] = []
+        for row in rows:
+            entry = self._entry(row)
+            assert entry is not None
+            out.append((entry, (float(row[-2]), int(row[-1]), entry.path_lower)))
+        return out
+
 
 _Work = tuple[Callable[[Any], Any], Future[Any]]
 _GROUP_MAX = 256  # write transactions folded into one SQLite commit at most
@@ -314,10 +412,30 @@ class SqliteMetadataStore:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             if writer:
-                db.executescript(SCHEMA)
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self._create_or_upgrade(db)
             self._local.db = db
         return db
+
+    @staticmethod
+    def _create_or_upgrade(db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if has_meta else None
+            version = int(row[0]) if row else None
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreUnavailable(f"{version=} is newer than this localbox ({SCHEMA_VERSION})")
+            if version == 1:
+                for statement in _UPGRADES_TO_2:
+                    db.execute(statement)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _write_loop(self) -> None:
         """Group commit: every write transaction queued meanwhile joins one SQLite transaction, each

@@ -314,3 +314,59 @@ def test_list_entries_matches_oracle(
             break
         after = page[-1]
     assert got == expected
+
+
+def test_byte_count_follows_writes_replacements_and_deletions(store: SqliteMetadataStore) -> None:
+    a = account(7)
+
+    def setup(tx: Any) -> None:
+        tx.insert_account(a)
+        tx.insert_namespace(a.root_namespace_id, a.account_id)
+        f = entry(a.root_namespace_id, "/f")
+        f.size = 100
+        tx.put_entry(f)
+        f.size = 40  # overwritten by a smaller file
+        tx.put_entry(f)
+        g = entry(a.root_namespace_id, "/g")
+        g.size = 7
+        tx.put_entry(g)
+        tx.put_entry(entry(a.root_namespace_id, "/g", kind=EntryKind.DELETED))  # deleted
+        tx.put_entry(entry(a.root_namespace_id, "/d", kind=EntryKind.FOLDER))
+
+    store.run_sync(setup)
+    assert store.run_sync(lambda tx: tx.bytes_used(a.account_id)) == 40
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "metadata.sqlite3"
+    first = SqliteMetadataStore(path)
+    a = account(8)
+
+    def setup(tx: Any) -> None:
+        tx.insert_account(a)
+        tx.insert_namespace(a.root_namespace_id, a.account_id)
+        f = entry(a.root_namespace_id, "/kept")
+        f.size = 1234
+        tx.put_entry(f)
+
+    first.run_sync(setup)
+    close(first)
+    # Make it what version 1 wrote: no quota, no byte counter.
+    db = sqlite3.connect(path)
+    db.executescript("ALTER TABLE accounts DROP COLUMN quota; ALTER TABLE namespaces DROP COLUMN bytes_used;"
+                     "DROP INDEX revisions_path; UPDATE meta SET value='1' WHERE key='schema_version';")
+    db.close()
+
+    again = SqliteMetadataStore(path)
+    try:
+        assert again.run_sync(lambda tx: tx.get_account(a.account_id)) == a
+        assert again.run_sync(lambda tx: tx.bytes_used(a.account_id)) == 1234
+        kept = again.run_sync(lambda tx: tx.get_entry(a.root_namespace_id, "/kept"))
+        assert kept is not None and kept.size == 1234
+    finally:
+        close(again)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    db.close()

@@ -75,7 +75,8 @@ async def features_get_values(svc: Services, call: Call) -> Any:
 
 async def get_space_usage(svc: Services, call: Call) -> Any:
     used = await svc.accounts.bytes_used(call.caller.account.account_id)
-    allocation = users.SpaceAllocation.individual(users.IndividualSpaceAllocation(allocated=svc.quota))
+    allocated = call.caller.quota if call.caller.quota is not None else svc.quota
+    allocation = users.SpaceAllocation.individual(users.IndividualSpaceAllocation(allocated=allocated))
     return users.SpaceUsage(used=used, allocation=allocation)
 
 
