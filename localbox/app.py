@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +35,7 @@ from localbox.stores.localdisk import LocalDiskBlobStore
 from localbox.stores.sqlite import SqliteMetadataStore
 
 log = logging.getLogger("localbox")
+DRAIN = "localbox.drain"  # lifespan state: an async callable that ends long waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +93,14 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
                 log.exception("housekeeping failed")
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await services.batches.start()
         services.changes.start()
         janitor = asyncio.create_task(housekeeping())
         try:
-            yield
+            # The server calls DRAIN when shutdown begins, before it waits for open requests: pending
+            # longpolls (up to 8 minutes) then answer at once instead of holding the shutdown.
+            yield {DRAIN: services.changes.stop}
         finally:
             janitor.cancel()
             await asyncio.gather(janitor, return_exceptions=True)

@@ -90,6 +90,9 @@ class _Lead(uvicorn.Server):
             server.close()
         for follower, _ in self.followers:
             follower.should_exit = True
+        drain = self.lifespan.state.get("localbox.drain")  # app.DRAIN: end long waits (longpolls) first
+        if drain is not None:
+            await drain()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await super().shutdown(sockets)  # drains this listener, then the lifespan shutdown
 

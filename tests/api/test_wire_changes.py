@@ -248,3 +248,18 @@ def test_longpoll_times_out_without_changes_under_its_folder(http, account) -> N
         writer.join()
     elapsed = time.monotonic() - t0
     assert 30 <= elapsed < 36, elapsed
+
+
+def test_pending_longpoll_does_not_hold_up_a_shutdown(tmp_path) -> None:
+    """SIGTERM with a 480 s longpoll open: it answers `changes: false` at once and the server exits."""
+    with running_server(tmp_path / "data") as srv, httpx.Client(base_url=srv.url, trust_env=False,
+                                                                timeout=60) as client:
+        acct = srv.new_account()
+        cursor = latest(Api(client, acct.token), "")
+        fut = in_background(lambda: longpoll(client, cursor, 480))
+        time.sleep(0.5)
+        assert not fut.done()
+        t0 = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - t0 < 5
+        assert changes(fut.result(timeout=5)) is False

@@ -201,8 +201,9 @@ def test_longpoll_of_a_disconnected_client_unregisters_its_waiter(tmp_path: Path
         async def lifespan_send(message: dict[str, Any]) -> None:
             await lifespan_out.put(message)
 
-        runner = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}}, lifespan_in.get,
-                                           lifespan_send))
+        state: dict[str, Any] = {}
+        runner = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": state},
+                                           lifespan_in.get, lifespan_send))
         await lifespan_in.put({"type": "lifespan.startup"})
         assert (await lifespan_out.get())["type"] == "lifespan.startup.complete"
         try:
