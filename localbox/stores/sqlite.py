@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     offset INTEGER NOT NULL, closed INTEGER NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
     blocks BLOB NOT NULL, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
+CREATE INDEX IF NOT EXISTS namespaces_owner ON namespaces (owner_account_id);
 CREATE TABLE IF NOT EXISTS pieces (
     session_id TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, blocks BLOB NOT NULL,
     PRIMARY KEY (session_id, offset));
