@@ -6,7 +6,7 @@ ChangeWatcher per process polls the counters of the namespaces someone waits on,
 read per tick.  So a write made by another process (the admin CLI, another node sharing a database)
 wakes waiters exactly like a local one, and commit code needs no hooks.  A counter that moved only
 tells the waiters of that namespace to look again: each then checks its own folder with a bounded
-query (`list_entries(..., min_seq=since, limit=1)`), because most writes in a namespace are not under
+query (`list_changes(..., since=cursor, limit=1)`), because most writes in a namespace are not under
 any one waiter's folder.
 
 Cost: with nobody waiting, nothing runs.  With waiters, one small indexed read per tick (~200 ms) for
@@ -187,7 +187,7 @@ def _look(tx: MetadataTx, cursor: ListCursor) -> _Look:
         folder = tx.get_entry(cursor.namespace_id, cursor.path_lower)
         if folder is None or folder.seq > cursor.since:
             return _Look(True, seq)  # the folder itself went or changed: continue will tell how
-    below = tx.list_entries(cursor.namespace_id, cursor.path_lower, recursive=cursor.recursive, after="",
-                            limit=1, min_seq=cursor.since)
+    below = tx.list_changes(cursor.namespace_id, cursor.path_lower, recursive=cursor.recursive,
+                            since=cursor.since, upto=seq, limit=1)
     return _Look(bool(below), seq)
 

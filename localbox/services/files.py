@@ -231,7 +231,7 @@ class ListCursor:
     limit: int
     since: int  # -1: the initial listing (live entries only); else changes after this seq
     upto: int | None  # the snapshot this page set is bounded by; None = take the latest at next call
-    after: str  # last path_lower returned in this page set
+    after: str  # where the previous page ended: a path_lower (first listing) or a seq (change feed)
 
     def encode(self) -> str:
         raw = json.dumps([self.namespace_id, self.path_lower, self.recursive, self.include_deleted, self.limit,
@@ -324,17 +324,21 @@ class FileService:
 
     def _page(self, tx: MetadataTx, c: ListCursor, head: list[Entry]) -> ListPage:
         room = max(c.limit - len(head), 1)
-        # A first listing shows deletion markers only when asked; a change feed always reports them.
-        rows = tx.list_entries(
-            c.namespace_id, c.path_lower, recursive=c.recursive, after=c.after, limit=room + 1,
-            max_seq=c.upto, min_seq=None if c.since < 0 else c.since,
-            live_only=c.since < 0 and not c.include_deleted,
-        )
+        if c.since < 0:
+            # A first listing pages in path order and shows deletion markers only when asked.
+            rows = tx.list_entries(c.namespace_id, c.path_lower, recursive=c.recursive, after=c.after,
+                                   limit=room + 1, max_seq=c.upto, live_only=not c.include_deleted)
+        else:
+            # A change feed pages in change order (parents before children) and always reports deletions.
+            assert c.upto is not None
+            rows = tx.list_changes(c.namespace_id, c.path_lower, recursive=c.recursive,
+                                   since=int(c.after) if c.after else c.since, upto=c.upto, limit=room + 1)
         more = len(rows) > room
         rows = rows[:room]
         if more:
+            last = rows[-1].path_lower if c.since < 0 else str(rows[-1].seq)
             nxt = ListCursor(c.namespace_id, c.path_lower, c.recursive, c.include_deleted, c.limit,
-                             c.since, c.upto, rows[-1].path_lower)
+                             c.since, c.upto, last)
         else:
             nxt = ListCursor(c.namespace_id, c.path_lower, c.recursive, c.include_deleted, c.limit,
                              c.upto if c.upto is not None else c.since, None, "")

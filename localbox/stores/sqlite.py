@@ -68,6 +68,7 @@ CREATE INDEX IF NOT EXISTS entries_rev ON entries (rev) WHERE rev != '';
 CREATE TABLE IF NOT EXISTS revisions (
     rev TEXT PRIMARY KEY, namespace_id TEXT NOT NULL, path_lower TEXT NOT NULL, path_display TEXT NOT NULL,
     name TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, size INTEGER NOT NULL, content_hash TEXT NOT NULL,
+CREATE INDEX IF NOT EXISTS entries_seq ON entries (namespace_id, seq);
     blocks BLOB NOT NULL, client_modified REAL NOT NULL, server_modified REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS revisions_id ON revisions (id);
 CREATE INDEX IF NOT EXISTS revisions_path ON revisions (namespace_id, path_lower);
@@ -319,6 +320,24 @@ class _Tx:
 
     def pending_jobs(self) -> list[Job]:
         rows = self.db.execute(
+    def list_changes(
+        self, namespace_id: str, parent_lower: str, *, recursive: bool, since: int, upto: int, limit: int,
+    ) -> list[Entry]:
+        # Driven by the (namespace, seq) index: the cost follows how much changed since the cursor,
+        # not how big the folder is (a path-ordered scan would read every row below it).
+        where = "namespace_id=? AND seq > ? AND seq <= ?"
+        args: list[Any] = [namespace_id, since, upto]
+        if not recursive:
+            where += " AND parent_lower=?"
+            args.append(parent_lower)
+        elif parent_lower:
+            where += " AND path_lower >= ? AND path_lower < ?"
+            args += [parent_lower + "/", parent_lower + "0"]
+        rows = self.db.execute(
+            f"SELECT * FROM entries INDEXED BY entries_seq WHERE {where} ORDER BY seq LIMIT ?", (*args, limit)
+        ).fetchall()
+        return [e for e in map(self._entry, rows) if e is not None]
+
             "SELECT * FROM jobs WHERE state=? ORDER BY created, rowid", (JobState.PENDING.value,)
         ).fetchall()
         return [j for j in map(self._job, rows) if j is not None]

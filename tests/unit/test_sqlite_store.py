@@ -316,6 +316,43 @@ def test_list_entries_matches_oracle(
     assert got == expected
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    items=st.lists(_PATHS, min_size=1, max_size=25, unique=True),
+    parent_pick=st.integers(0, 100),
+    recursive=st.booleans(),
+    limit=st.integers(1, 6),
+    since=st.integers(0, 25),
+    span=st.integers(0, 25),
+)
+def test_list_changes_matches_oracle(
+    shared_store: SqliteMetadataStore, items: list[str], parent_pick: int, recursive: bool, limit: int,
+    since: int, span: int,
+) -> None:
+    """The change feed query: below the folder, since < seq <= upto, in seq order, paged by seq."""
+    ns = f"chg{next(_ns_counter)}"
+    put_all(shared_store, [entry(ns, p, seq) for seq, p in enumerate(items, 1)])
+    parents = sorted({""} | {p.rsplit("/", 1)[0] for p in items} | set(items))
+    parent = parents[parent_pick % len(parents)]
+    upto = since + span
+
+    def below(p: str) -> bool:
+        return p.startswith(parent + "/") and (recursive or "/" not in p[len(parent) + 1 :])
+
+    expected = [p for seq, p in enumerate(items, 1) if below(p) and since < seq <= upto]
+    got: list[str] = []
+    start = since
+    while True:
+        page = shared_store.run_sync(lambda tx, start=start: tx.list_changes(
+            ns, parent, recursive=recursive, since=start, upto=upto, limit=limit))
+        assert len(page) <= limit and [e.seq for e in page] == sorted(e.seq for e in page)
+        got += [e.path_lower for e in page]
+        if len(page) < limit:
+            break
+        start = page[-1].seq
+    assert got == expected
+
+
 def test_byte_count_follows_writes_replacements_and_deletions(store: SqliteMetadataStore) -> None:
     a = account(7)
 
