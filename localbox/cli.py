@@ -64,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--scope", action="append", dest="scopes",
                          help="grant only this scope (repeatable); default: every scope localbox checks")
     _common(tcreate)
+    tlist = tsub.add_parser("list", help="list an account's tokens: id, prefix, scopes, created (no secrets)")
+    tlist.add_argument("email")
+    _common(tlist)
+    trevoke = tsub.add_parser("revoke", help="revoke a token at once (by the id `token list` shows, or the token)")
+    trevoke.add_argument("email")
+    trevoke.add_argument("token", nargs="?", help="a token id from `token list`, or the token itself")
+    trevoke.add_argument("--all", action="store_true", help="revoke every token of the account")
+    _common(trevoke)
     return parser
 
 
@@ -84,8 +92,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         serve(settings)
     elif args.command == "account":
         _account_create(settings, args.email, args.name, args.account_quota)
-    elif args.command == "token":
+    elif args.command == "token" and args.action == "create":
         _token_create(settings, args.email, args.scopes)
+    elif args.command == "token" and args.action == "list":
+        _token_list(settings, args.email)
+    elif args.command == "token":
+        _token_revoke(settings, args.email, args.token, args.all)
     elif args.command == "ca":
         _print_ca(settings)
 
@@ -125,11 +137,43 @@ def _token_create(settings: Settings, email: str, scopes: list[str] | None) -> N
         print(f"localbox: note: scope(s) not checked by any route yet: {', '.join(sorted(unknown))}",
               file=sys.stderr)
     try:
-        token = AccountService(SqliteMetadataStore(settings.database_path)).create_token(email, scopes)
+        secret, token = AccountService(SqliteMetadataStore(settings.database_path)).create_token(email, scopes)
     except UnknownAccount:
         sys.exit(f"localbox: no account with email {email}; create it with `localbox account create {email}`")
-    print(f"token for {email} with scopes: {' '.join(sorted(token.scopes))}", file=sys.stderr)
-    print(token.token)
+    print(f"token {token.token_id} for {email} with scopes: {' '.join(sorted(token.scopes))} "
+          f"(shown only now: localbox stores only its hash)", file=sys.stderr)
+    print(secret)
+
+
+def _token_list(settings: Settings, email: str) -> None:
+    import time
+
+    from localbox.services.accounts import AccountService, UnknownAccount
+    from localbox.stores.sqlite import SqliteMetadataStore
+
+    try:
+        tokens = AccountService(SqliteMetadataStore(settings.database_path)).list_tokens(email)
+    except UnknownAccount:
+        sys.exit(f"localbox: no account with email {email}")
+    for t in tokens:
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t.created)) if t.created else "-"
+        print(f"{t.token_id}  {t.prefix or '-'}...  {created}  {' '.join(sorted(t.scopes))}")
+
+
+def _token_revoke(settings: Settings, email: str, which: str | None, everything: bool) -> None:
+    from localbox.services.accounts import AccountService, UnknownAccount, UnknownToken
+    from localbox.stores.sqlite import SqliteMetadataStore
+
+    if (which is None) != everything:
+        sys.exit("localbox: token revoke needs a token id (or the token) or --all, not both")
+    try:
+        revoked = AccountService(SqliteMetadataStore(settings.database_path)).revoke_tokens(email, which)
+    except UnknownAccount:
+        sys.exit(f"localbox: no account with email {email}")
+    except UnknownToken:
+        sys.exit(f"localbox: {email} has no such token; `localbox token list {email}` shows their ids")
+    for t in revoked:
+        print(f"revoked {t.token_id}")
 
 
 def _tune_malloc() -> None:

@@ -41,9 +41,18 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    token: str
+    """A stored access token.  The secret itself is never stored: only its SHA-256."""
+
+    token_hash: str  # hex SHA-256 of the secret
     account_id: str
     scopes: frozenset[str]
+    created: float = 0.0
+    prefix: str = ""  # the secret's first characters, so that `token list` lets a person recognise it
+
+    @property
+    def token_id(self) -> str:
+        """A short public handle (`token list`, `token revoke`) that reveals nothing of the secret."""
+        return self.token_hash[:16]
 
 
 @dataclass(slots=True)

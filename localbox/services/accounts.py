@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Iterable
@@ -34,7 +35,17 @@ def new_namespace_id() -> str:
 
 
 def new_token() -> str:
-    return "sl.lb" + secrets.token_urlsafe(48)
+    return "sl.lb" + secrets.token_urlsafe(48)  # 384 random bits
+
+
+def hash_token(secret: str) -> str:
+    """What the store keeps of a token: a leaked database (or backup) yields no usable secret.
+    A plain SHA-256 suffices because the secret is random, not a password."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class UnknownToken(Exception):
+    pass
 
 
 class AccountExists(Exception):
@@ -76,23 +87,55 @@ class AccountService:
 
         return self.store.run_sync(_create)
 
-    def create_token(self, email: str, scopes: Iterable[str] | None = None) -> Token:
+    def create_token(self, email: str, scopes: Iterable[str] | None = None) -> tuple[str, Token]:
+        """A new token: its secret (shown once, never stored) and what is stored of it."""
         wanted = frozenset(scopes) if scopes else ALL_SCOPES
+        secret = new_token()
 
         def _create(tx: MetadataTx) -> Token:
             account = tx.get_account_by_email(email)
             if account is None:
                 raise UnknownAccount(email)
-            token = Token(token=new_token(), account_id=account.account_id, scopes=wanted)
+            token = Token(token_hash=hash_token(secret), account_id=account.account_id, scopes=wanted,
+                          created=time.time(), prefix=secret[:9])
             tx.insert_token(token)
             return token
 
-        return self.store.run_sync(_create)
+        return secret, self.store.run_sync(_create)
+
+    def list_tokens(self, email: str) -> list[Token]:
+        def _list(tx: MetadataTx) -> list[Token]:
+            account = tx.get_account_by_email(email)
+            if account is None:
+                raise UnknownAccount(email)
+            return tx.list_tokens(account.account_id)
+
+        return self.store.run_sync(_list)
+
+    def revoke_tokens(self, email: str, which: str | None) -> list[Token]:
+        """Revoke the account's token whose id (from list_tokens) or secret is `which`, or all of
+        them when `which` is None; returns what was revoked.  Takes effect at the next request."""
+
+        def _revoke(tx: MetadataTx) -> list[Token]:
+            account = tx.get_account_by_email(email)
+            if account is None:
+                raise UnknownAccount(email)
+            tokens = tx.list_tokens(account.account_id)
+            if which is not None:
+                secret_hash = hash_token(which)
+                tokens = [t for t in tokens if which == t.token_id or secret_hash == t.token_hash]
+                if not tokens:
+                    raise UnknownToken(which)
+            for t in tokens:
+                tx.delete_token(t.token_hash)
+            return tokens
+
+        return self.store.run_sync(_revoke)
 
     # -- per request
     async def authenticate(self, bearer: str) -> tuple[Account, frozenset[str]]:
         def _lookup(tx: MetadataTx) -> tuple[Account, frozenset[str]] | None:
-            token = tx.get_token(bearer)
+            token = tx.get_token(hash_token(bearer))
             if token is None:
                 return None
             account = tx.get_account(token.account_id)

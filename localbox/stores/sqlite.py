@@ -11,6 +11,7 @@ own locking.  Cost: one fsync per group; a 1000-row transaction is a few millise
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import queue
 import sqlite3
 import threading
@@ -35,7 +36,7 @@ from localbox.domain.models import (
 from localbox.stores.base import WORD_BREAKS, NameFilter, SearchKey
 
 T = TypeVar("T")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +44,9 @@ CREATE TABLE IF NOT EXISTS accounts (
     account_id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE COLLATE NOCASE, given_name TEXT NOT NULL,
     surname TEXT NOT NULL, root_namespace_id TEXT NOT NULL, created REAL NOT NULL, quota INTEGER);
 CREATE TABLE IF NOT EXISTS tokens (
-    token TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(account_id), scopes TEXT NOT NULL);
+    token_hash TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(account_id), scopes TEXT NOT NULL,
+    created REAL NOT NULL DEFAULT 0, prefix TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS tokens_account ON tokens (account_id);
 CREATE TABLE IF NOT EXISTS namespaces (
     namespace_id TEXT PRIMARY KEY, owner_account_id TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0,
     bytes_used INTEGER NOT NULL DEFAULT 0);
@@ -86,6 +89,20 @@ _UPGRADES_TO_2 = (
     "WHERE e.namespace_id = namespaces.namespace_id AND e.kind = 'file')",
 )
 
+
+def _upgrade_tokens_to_3(db: sqlite3.Connection) -> None:
+    """Version 3 stores tokens only as SHA-256 hashes: hash the secrets an older database holds."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(tokens)")}
+    if "token" not in columns:
+        return
+    db.execute("ALTER TABLE tokens RENAME COLUMN token TO token_hash")
+    db.execute("ALTER TABLE tokens ADD COLUMN created REAL NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE tokens ADD COLUMN prefix TEXT NOT NULL DEFAULT ''")
+    rows = db.execute("SELECT token_hash FROM tokens").fetchall()
+    db.executemany("UPDATE tokens SET token_hash=?, prefix=? WHERE token_hash=?",
+                   [(hashlib.sha256(r[0].encode()).hexdigest(), r[0][:9], r[0]) for r in rows])
+
+
 DIGEST = 32
 
 
@@ -122,11 +139,21 @@ class _Tx:
         return self._account(self._one("SELECT * FROM accounts WHERE email=?", email))
 
     def insert_token(self, t: Token) -> None:
-        self.db.execute("INSERT INTO tokens VALUES (?,?,?)", (t.token, t.account_id, " ".join(sorted(t.scopes))))
+        self.db.execute("INSERT INTO tokens (token_hash, account_id, scopes, created, prefix) VALUES (?,?,?,?,?)",
+                        (t.token_hash, t.account_id, " ".join(sorted(t.scopes)), t.created, t.prefix))
 
-    def get_token(self, token: str) -> Token | None:
-        row = self._one("SELECT token, account_id, scopes FROM tokens WHERE token=?", token)
-        return None if row is None else Token(row[0], row[1], frozenset(row[2].split()))
+    _TOKEN = "SELECT token_hash, account_id, scopes, created, prefix FROM tokens"
+
+    def get_token(self, token_hash: str) -> Token | None:
+        row = self._one(f"{self._TOKEN} WHERE token_hash=?", token_hash)
+        return None if row is None else Token(row[0], row[1], frozenset(row[2].split()), row[3], row[4])
+
+    def list_tokens(self, account_id: str) -> list[Token]:
+        rows = self.db.execute(f"{self._TOKEN} WHERE account_id=? ORDER BY created, token_hash", (account_id,))
+        return [Token(r[0], r[1], frozenset(r[2].split()), r[3], r[4]) for r in rows.fetchall()]
+
+    def delete_token(self, token_hash: str) -> bool:
+        return self.db.execute("DELETE FROM tokens WHERE token_hash=?", (token_hash,)).rowcount == 1
 
     def insert_namespace(self, namespace_id: str, owner_account_id: str) -> None:
         self.db.execute("INSERT INTO namespaces VALUES (?,?,0,0)", (namespace_id, owner_account_id))
@@ -448,6 +475,8 @@ class SqliteMetadataStore:
             if version == 1:
                 for statement in _UPGRADES_TO_2:
                     db.execute(statement)
+            if version is not None and version < 3:
+                _upgrade_tokens_to_3(db)
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)

@@ -164,7 +164,7 @@ def test_longpoll_of_a_disconnected_client_unregisters_its_waiter(tmp_path: Path
     settings = Settings(data_dir=tmp_path)
     backends: Backends = open_backends(settings)
     account = AccountService(backends.metadata).create_account("ann@example.com", "Ann Lee")
-    token = AccountService(backends.metadata).create_token("ann@example.com").token
+    token = AccountService(backends.metadata).create_token("ann@example.com")[0]
     built: list[Any] = []
     real_build = app_module.build_services
     monkeypatch.setattr(app_module, "build_services", lambda s, b: built.append(real_build(s, b)) or built[-1])

@@ -25,7 +25,7 @@ from localbox.domain.models import (
     SessionType,
     UploadSession,
 )
-from localbox.stores.sqlite import SqliteMetadataStore
+from localbox.stores.sqlite import SCHEMA_VERSION, SqliteMetadataStore
 
 pytestmark = pytest.mark.unit
 
@@ -405,5 +405,5 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     finally:
         close(again)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     db.close()
