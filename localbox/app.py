@@ -27,6 +27,7 @@ from localbox.config import Settings
 from localbox.services.accounts import AccountService
 from localbox.services.changes import ChangeFeed
 from localbox.services.files import FileService
+from localbox.services.gc import GarbageCollector
 from localbox.services.jobs import BatchService
 from localbox.services.search import SearchService
 from localbox.services.tree import TreeService
@@ -48,7 +49,13 @@ class Backends:
 
 
 def open_backends(settings: Settings) -> Backends:
-    return Backends(SqliteMetadataStore(settings.database_path), LocalDiskBlobStore(settings.blob_root))
+    return Backends(SqliteMetadataStore(settings.database_path),
+                    LocalDiskBlobStore(settings.blob_root, grace=settings.gc_grace))
+
+
+def build_gc(settings: Settings, backends: Backends) -> GarbageCollector:
+    return GarbageCollector(backends.metadata, backends.blobs, grace=settings.gc_grace,
+                            revision_retention=settings.revision_retention)
 
 
 def build_services(settings: Settings, backends: Backends) -> Services:
@@ -92,18 +99,31 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
             except Exception:  # keep going: the next round retries
                 log.exception("housekeeping failed")
 
+    collector = build_gc(settings, backends)
+
+    async def collect_garbage() -> None:
+        while True:
+            await asyncio.sleep(settings.gc_interval)
+            try:
+                report = await collector.run_once()
+                log.info("gc: %d old revisions forgotten; blobs: %s", report.revisions_expired, report.blob_stats)
+            except Exception:  # keep going: the next round retries
+                log.exception("garbage collection failed")
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await services.batches.start()
         services.changes.start()
         janitor = asyncio.create_task(housekeeping())
+        gc_task = asyncio.create_task(collect_garbage())
         try:
             # The server calls DRAIN when shutdown begins, before it waits for open requests: pending
             # longpolls (up to 8 minutes) then answer at once instead of holding the shutdown.
             yield {DRAIN: services.changes.stop}
         finally:
             janitor.cancel()
-            await asyncio.gather(janitor, return_exceptions=True)
+            gc_task.cancel()
+            await asyncio.gather(janitor, gc_task, return_exceptions=True)
             await services.changes.stop()
             await services.batches.stop()
             await backends.metadata.close()

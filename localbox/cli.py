@@ -21,6 +21,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                                       "env LOCALBOX_DATA_DIR)")
 
 
+def _gc_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gc-grace", help="keep unreferenced blocks this long after their last use (default 1h)")
+    p.add_argument("--revision-retention",
+                   help="keep replaced or deleted file versions restorable this long (default 30d)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="localbox", description="A self-hosted Dropbox API v2 server.")
     parser.add_argument("--version", action="version", version=f"localbox {__version__}")
@@ -44,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-session-size", help="largest file through a session, e.g. 2TiB, 350GB")
     serve.add_argument("--quota", help="space allocation reported by users/get_space_usage (default 2TiB)")
     serve.add_argument("--log-level", help="debug, info (default), warning, error")
+    _gc_flags(serve)
+    serve.add_argument("--gc-interval", help="how often garbage collection runs (default 15m)")
 
     account = sub.add_parser("account", help="manage accounts")
     asub = account.add_subparsers(dest="action", required=True)
@@ -56,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
 
     ca = sub.add_parser("ca", help="print the path of the local CA certificate that --tls uses (made if missing)")
     _common(ca)
+
+    gc = sub.add_parser("gc", help="one garbage collection pass now (safe while a server runs)")
+    _common(gc)
+    _gc_flags(gc)
 
     token = sub.add_parser("token", help="manage access tokens")
     tsub = token.add_subparsers(dest="action", required=True)
@@ -76,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _SETTING_FLAGS = ("data_dir", "host", "port", "tls_cert", "tls_key", "tls", "tls_port", "tls_names",
-                  "session_ttl", "job_retention", "max_session_size", "quota", "log_level")
+                  "session_ttl", "job_retention", "max_session_size", "quota", "log_level",
+                  "gc_interval", "gc_grace", "revision_retention")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -100,6 +113,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         _token_revoke(settings, args.email, args.token, args.all)
     elif args.command == "ca":
         _print_ca(settings)
+    elif args.command == "gc":
+        _gc(settings)
+
+
+def _gc(settings: Settings) -> None:
+    import asyncio
+
+    from localbox.app import build_gc, open_backends
+
+    backends = open_backends(settings)
+
+    async def once() -> None:
+        try:
+            report = await build_gc(settings, backends).run_once()
+        finally:
+            await backends.metadata.close()
+        print(f"revisions expired: {report.revisions_expired}; blobs: {report.blob_stats}")
+
+    asyncio.run(once())
 
 
 def _print_ca(settings: Settings) -> None:

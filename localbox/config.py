@@ -87,6 +87,12 @@ class Settings:
     # The allocation users/get_space_usage reports for every account (not enforced yet).
     quota: int = field(default=2 * 1024**4, metadata={"cast": parse_size})
     log_level: str = field(default="info", metadata={"cast": str})
+    # Garbage collection: how often it runs, how long an unreferenced block is kept after its last use
+    # (commits in flight are protected by it), and how long replaced or deleted file versions stay
+    # restorable (Dropbox: 30 days on basic plans).
+    gc_interval: float = field(default=900.0, metadata={"cast": parse_duration})
+    gc_grace: float = field(default=3600.0, metadata={"cast": parse_duration})
+    revision_retention: float = field(default=30 * 86400.0, metadata={"cast": parse_duration})
 
     @property
     def database_path(self) -> Path:

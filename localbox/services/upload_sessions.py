@@ -143,8 +143,8 @@ class UploadSessionService:
     async def sweep_expired(self, batch: int = 1000) -> int:
         """Forget expired sessions and delete their staged bytes; returns how many went.
 
-        Blocks they completed stay until a block garbage collector exists: blocks are shared by
-        content, so only a reference count can tell when one is free.
+        Blocks they completed are shared by content: the garbage collector (services/gc.py) reclaims
+        those that nothing else refers to.
         """
         swept = 0
         while True:

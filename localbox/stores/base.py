@@ -7,9 +7,9 @@ one MetadataStore transaction.  A crash in between leaves only unreferenced bloc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from localbox.domain.errors import StoreUnavailable
 from localbox.domain.models import Account, Entry, Job, Piece, SessionState, Token, UploadSession
@@ -89,6 +89,18 @@ class MetadataTx(Protocol):
         """Total size of the live files in the namespaces the account owns."""
         ...
 
+    # -- garbage collection
+    def referenced_blocks(self) -> set[bytes]:
+        """Every block digest that live files, kept revisions and open upload sessions refer to."""
+        ...
+    def open_session_ids(self) -> set[str]:
+        """Ids of the upload sessions not yet committed (their staged bytes are live)."""
+        ...
+    def expire_revisions(self, superseded_before: float) -> int:
+        """Forget kept versions that stopped being current (replaced or deleted) before the given
+        time; returns how many went."""
+        ...
+
     # -- jobs
     def insert_job(self, job: Job) -> None: ...
     def get_job(self, job_id: str) -> Job | None: ...
@@ -149,6 +161,15 @@ class StagedAppend:
     tail_length: int  # bytes now held in the staging tail (0 <= tail_length < BLOCK_SIZE)
     tail_digest: bytes  # sha256 of the whole tail as it stands now
     received: int  # bytes of this append
+
+
+@runtime_checkable
+class CollectableBlobStore(Protocol):
+    """Optional capability: a BlobStore that can reclaim unreferenced blocks (see LocalDiskBlobStore)."""
+
+    def collect(self, referenced: Collection[bytes], live_staging: Collection[str], cutoff: float) -> Any:
+        """Delete unreferenced blocks and dead staging last used before `cutoff`; blocking; returns stats."""
+        ...
 
 
 class BodyTooLarge(Exception):

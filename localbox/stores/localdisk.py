@@ -12,6 +12,14 @@ never renamed away before the metadata that acknowledges the new state is commit
 is copied into place (at most 4 MiB, once per block) and the tail stays until `discard_staging`.
 Durability: blocks and tails are fsync'd, and so are the directories that gained names, before an
 append returns.  Identical blocks are stored once.
+
+Garbage collection (`collect`) and its safety rule: a block's mtime is the last time a call wrote or
+reused it (a reuse of an identical block touches it), and a call that outlives a quarter of the
+grace period touches its blocks again before it returns.  So a block that a commit is about to
+reference is always younger than `grace`, and the collector deletes only blocks that are both
+unreferenced (in a metadata snapshot taken after its cutoff) and older than `grace`.  It deletes by
+renaming into tmp/ first and re-checking the mtime there: a reuse that touched the block just before
+the rename is seen, and the block is put back.
 """
 
 from __future__ import annotations
@@ -22,7 +30,10 @@ import errno
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +83,30 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[n:]
 
 
+@dataclass(slots=True)
+class CollectStats:
+    blocks_deleted: int = 0
+    bytes_freed: int = 0
+    blocks_kept_young: int = 0  # unreferenced but inside the grace period
+    staging_removed: int = 0
+    tmp_removed: int = 0
+
+
+def _touch(path: Path) -> bool:
+    """Mark a block as just used; False when it no longer exists."""
+    try:
+        os.utime(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
 class LocalDiskBlobStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, grace: float = 3600.0) -> None:
         self.root = root
+        # Calls that run longer than this re-touch their blocks, so that none is ever older than the
+        # collector's grace period before the metadata that references it is committed.
+        self.refresh_after = grace / 4
         self.blocks_dir = root / "blocks"
         self.staging_dir = root / "staging"
         self.tmp_dir = root / "tmp"
@@ -104,7 +136,7 @@ class LocalDiskBlobStore:
         hasher.update(data)
         digest: bytes = hasher.digest()
         dest = self.block_path(digest)
-        if dest.exists():
+        if _touch(dest):
             return digest  # identical block already stored (and fsync'd before it was named)
         self._ensure_fanout(dest.parent)
         tmp = self.tmp_dir / secrets.token_hex(12)
@@ -185,6 +217,7 @@ class LocalDiskBlobStore:
         room = BLOCK_SIZE - acked
         stored: list[asyncio.Future[bytes]] = []
         received = 0
+        started = time.monotonic()
         try:
             async for chunk in chunks:
                 received += len(chunk)
@@ -200,6 +233,10 @@ class LocalDiskBlobStore:
                     if len(buf) == room:
                         if len(stored) >= 2:
                             await stored[-2]  # bound memory: at most two blocks in flight per request
+                        if time.monotonic() - started > self.refresh_after and len(stored) >= 2:
+                            # A slow client: keep this call's earlier blocks young for the collector.
+                            await loop.run_in_executor(None, self._refresh, [f.result() for f in stored[:-1]])
+                            started = time.monotonic()
                         stored.append(loop.run_in_executor(None, self._store_block, prefix_fd, acked, hasher, buf))
                         index, acked, prefix_fd, room = index + 1, 0, None, BLOCK_SIZE
                         hasher, buf = hashlib.sha256(), bytearray()
@@ -209,6 +246,8 @@ class LocalDiskBlobStore:
                 hasher, tail = hashlib.sha256(), 0
             results = await asyncio.gather(*stored)
             stored = []
+            if time.monotonic() - started > self.refresh_after:
+                await loop.run_in_executor(None, self._refresh, results)
             if buf and not seal:
                 sdir = self.staging_dir / staging_id
                 new_dirs: set[Path] = set()
@@ -227,6 +266,13 @@ class LocalDiskBlobStore:
             for fd in prefix_fds:
                 os.close(fd)
         return StagedAppend(tuple(results), tail, hasher.digest(), received)
+
+    def _refresh(self, digests: Sequence[bytes]) -> None:
+        for d in digests:
+            if not _touch(self.block_path(d)):
+                # Collected while this call ran (it outlived the grace period): nothing references it yet,
+                # so failing the call retryably loses nothing.
+                raise StoreUnavailable(f"block {d.hex()} was collected during a slow upload; retry")
 
     async def put_blocks(
         self, chunks: AsyncIterator[bytes], limit: int, tap: Callable[[bytes], None] | None = None,
@@ -270,3 +316,73 @@ class LocalDiskBlobStore:
         if below_index is None:
             with contextlib.suppress(OSError):
                 os.rmdir(sdir)
+
+    # -- garbage collection
+    def collect(self, referenced: Collection[bytes], live_staging: Collection[str], cutoff: float) -> CollectStats:
+        """Delete blocks not in `referenced` and last used before `cutoff` (a time.time() value), staging
+        folders of sessions not in `live_staging` untouched since `cutoff`, and stale temporary files.
+
+        `referenced` and `live_staging` must come from a metadata snapshot read after `cutoff` was taken
+        (see the module docstring for why that is safe while commits run).  Blocking: run it in a thread.
+        """
+        stats = CollectStats()
+        for fan in _listdir(self.blocks_dir):
+            for name in _listdir(self.blocks_dir / fan):
+                try:
+                    digest = bytes.fromhex(name)
+                except ValueError:
+                    continue
+                if digest in referenced:
+                    continue
+                self._collect_block(self.blocks_dir / fan / name, cutoff, stats)
+        for name in _listdir(self.staging_dir):
+            if name in live_staging:
+                continue
+            folder = self.staging_dir / name
+            if _newest_mtime(folder) < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                self._tail_hashers.pop(name, None)
+                stats.staging_removed += 1
+        for name in _listdir(self.tmp_dir):
+            path = self.tmp_dir / name
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    stats.tmp_removed += 1
+        return stats
+
+    def _collect_block(self, path: Path, cutoff: float, stats: CollectStats) -> None:
+        try:
+            if path.stat().st_mtime >= cutoff:
+                stats.blocks_kept_young += 1
+                return
+            trash = self.tmp_dir / ("gc-" + path.name)
+            os.rename(path, trash)
+        except FileNotFoundError:
+            return
+        st = trash.stat()
+        if st.st_mtime >= cutoff:
+            # A call reused the block between our check and the rename: put it back.
+            os.replace(trash, path)
+            stats.blocks_kept_young += 1
+            return
+        trash.unlink()
+        stats.blocks_deleted += 1
+        stats.bytes_freed += st.st_size
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def _newest_mtime(folder: Path) -> float:
+    newest = 0.0
+    with contextlib.suppress(FileNotFoundError):
+        newest = folder.stat().st_mtime
+        for name in os.listdir(folder):
+            with contextlib.suppress(FileNotFoundError):
+                newest = max(newest, (folder / name).stat().st_mtime)
+    return newest

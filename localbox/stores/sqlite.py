@@ -319,6 +319,29 @@ class _Tx:
         ).fetchall()
         return [e for e in map(self._entry, rows) if e is not None]
 
+    # -- garbage collection
+    def referenced_blocks(self) -> set[bytes]:
+        out: set[bytes] = set()
+        for sql in ("SELECT blocks FROM entries WHERE kind='file'", "SELECT blocks FROM revisions",
+                    "SELECT blocks FROM sessions WHERE state='open'",
+                    "SELECT p.blocks FROM pieces p JOIN sessions s USING (session_id) WHERE s.state='open'"):
+            for (packed,) in self.db.execute(sql):
+                out.update(_unpack(packed))
+        return out
+
+    def open_session_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT session_id FROM sessions WHERE state='open'")}
+
+    def expire_revisions(self, superseded_before: float) -> int:
+        # A version stopped being current when something newer of the same file id was written: a
+        # later version or a deletion marker (both carry a higher seq of that namespace).
+        cur = self.db.execute(
+            "DELETE FROM revisions WHERE EXISTS (SELECT 1 FROM revisions n WHERE n.id = revisions.id "
+            "AND n.seq > revisions.seq AND n.server_modified < ?) OR EXISTS (SELECT 1 FROM entries e "
+            "WHERE e.id = revisions.id AND e.seq > revisions.seq AND e.server_modified < ?)",
+            (superseded_before, superseded_before))
+        return cur.rowcount
+
     # -- jobs
     @staticmethod
     def _job(row: Any) -> Job | None:
