@@ -16,11 +16,12 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
-from localbox.domain.errors import DomainError, PollFailure, StoreUnavailable
+from localbox.domain.errors import CallError, DomainError, PollFailure, StoreUnavailable
 from localbox.domain.models import Entry, EntryKind, Job, JobState
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec
@@ -30,6 +31,7 @@ from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
 
 log = logging.getLogger("localbox.jobs")
 FINISH_BATCH = "finish_batch"
+FINISH_BATCH_V2 = "finish_batch_v2"  # not a job kind: names synchronous batches to BatchFaults
 CREATE_FOLDER_BATCH = "create_folder_batch"
 DELETE_BATCH = "delete_batch"
 MOVE_BATCH = "move_batch"
@@ -43,6 +45,31 @@ TREE_BATCHES: dict[str, TreeBatch] = {
     MOVE_BATCH: move_many_tx,
     COPY_BATCH: copy_many_tx,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class JobFate:
+    """What an injected fault makes of a batch job (test servers).  Decided at launch and kept in the
+    job's request, so that a job's fate does not depend on when it runs."""
+
+    stuck_until: float | None = None  # stays in_progress until then (a wall-clock time)
+    stuck_forever: bool = False
+    internal_error: bool = False  # polls answer internal_error ...
+    committed: bool = False  # ... even though its entries were committed
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stuck_until": self.stuck_until, "stuck_forever": self.stuck_forever,
+                "internal_error": self.internal_error, "committed": self.committed}
+
+
+class BatchFaults(Protocol):
+    """Fault injection in batches (implemented by localbox.faults; absent in normal operation)."""
+
+    def failing_entries(self, caller: Caller, kind: str, paths: Sequence[str]) -> set[int]:
+        """Indices of the entries of a `kind` batch that fail with too_many_write_operations."""
+        ...
+
+    def job_fate(self, caller: Caller, kind: str) -> JobFate | None: ...
 
 
 def new_job_id() -> str:
@@ -87,15 +114,25 @@ def _run_tree_batch(tx: MetadataTx, batch: TreeBatch, caller: Caller, request: d
     tx.complete_job(job_id, outcomes_to_json(batch(tx, caller, request, now)), now)
 
 
+def _run_tree_batch_then_fail(tx: MetadataTx, batch: TreeBatch, caller: Caller, request: dict[str, Any],
+                              job_id: str) -> None:
+    """A job_internal_error fault with side effects: the batch commits, yet its polls say internal_error."""
+    batch(tx, caller, request, time.time())
+    tx.fail_job(job_id, time.time())
+
+
 def _purge(tx: MetadataTx, cutoff: float) -> int:
     return tx.delete_jobs_before(cutoff)
 
 
 class BatchService:
-    def __init__(self, store: MetadataStore, blobs: BlobStore, retention_seconds: float) -> None:
+    def __init__(self, store: MetadataStore, blobs: BlobStore, retention_seconds: float,
+                 faults: BatchFaults | None = None) -> None:
         self.store = store
         self.blobs = blobs
         self.retention = retention_seconds
+        self.faults = faults
+        self._timers: set[asyncio.TimerHandle] = set()  # jobs held back by a job_stuck fault
         self._queues: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -107,6 +144,8 @@ class BatchService:
             self._enqueue(job.account_id, self._job_runner(job.job_id))
 
     async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
         tasks = [*self._workers.values(), *self._background]
         for t in tasks:
             t.cancel()
@@ -137,10 +176,17 @@ class BatchService:
                 self._queues.pop(account_id, None)
 
     # -- commits -----------------------------------------------------------------------------
-    async def _commit(self, caller: Caller, entries: list[FinishEntry], job_id: str | None) -> list[EntryOutcome]:
+    async def _commit(self, caller: Caller, entries: list[FinishEntry], job_id: str | None,
+                      failing: frozenset[int] = frozenset(), fail_job: bool = False) -> list[EntryOutcome]:
         def _tx(tx: MetadataTx) -> list[EntryOutcome]:
-            outcomes = commit_entries_tx(tx, caller, entries, require_closed=True)
-            if job_id is not None:
+            # Entries an injected fault fails are left out of the commit: their sessions stay usable.
+            kept = [e for i, e in enumerate(entries) if i not in failing]
+            done = iter(commit_entries_tx(tx, caller, kept, require_closed=True))
+            outcomes = [CallError("too_many_write_operations") if i in failing else next(done)
+                        for i in range(len(entries))]
+            if job_id is not None and fail_job:
+                tx.fail_job(job_id, time.time())
+            elif job_id is not None:
                 tx.complete_job(job_id, outcomes_to_json(outcomes), time.time())
             return outcomes
 
@@ -175,12 +221,27 @@ class BatchService:
                 return
             job, caller = loaded
             request = json.loads(job.request)
+            fate = request.get("fault") or {}
+            if fate.get("stuck_forever"):
+                return  # stays pending, so in_progress, for as long as the server runs
+            delay = (fate.get("stuck_until") or 0) - time.time()
+            if delay > 0:  # come back then; later batches of the account go ahead meanwhile
+                timer = asyncio.get_running_loop().call_later(delay, self._release, job.account_id, job_id)
+                self._timers.add(timer)
+                return
+            if fate.get("internal_error") and not fate.get("committed"):
+                await self.store.run(partial(_fail, job_id=job_id, now=time.time()))
+                return
             for attempt in range(_JOB_ATTEMPTS):
                 try:
                     if job.kind == FINISH_BATCH:
                         entries = [FinishEntry(e["session_id"], e["offset"], CommitSpec.from_json(e["commit"]))
                                    for e in request["entries"]]
-                        await self._commit(caller, entries, job_id)
+                        await self._commit(caller, entries, job_id, frozenset(request.get("fault_entries", ())),
+                                           fail_job=bool(fate.get("internal_error")))
+                    elif fate.get("internal_error"):
+                        await self.store.run(partial(_run_tree_batch_then_fail, batch=TREE_BATCHES[job.kind],
+                                                     caller=caller, request=request, job_id=job_id))
                     else:
                         await self.store.run(partial(_run_tree_batch, batch=TREE_BATCHES[job.kind], caller=caller,
                                                      request=request, job_id=job_id))
@@ -199,15 +260,32 @@ class BatchService:
 
         return run
 
+    def _release(self, account_id: str, job_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        self._timers = {t for t in self._timers if t.when() > now}
+        self._enqueue(account_id, self._job_runner(job_id))
+
+    def _failing(self, caller: Caller, kind: str, entries: list[FinishEntry]) -> frozenset[int]:
+        if self.faults is None:
+            return frozenset()
+        return frozenset(self.faults.failing_entries(caller, kind, [e.commit.path for e in entries]))
+
     async def launch(self, caller: Caller, entries: list[FinishEntry]) -> str:
         """finish_batch: persist the job, queue it, and return its id at once."""
-        return await self.launch_job(caller, FINISH_BATCH, {
+        request: dict[str, Any] = {
             "entries": [{"session_id": e.session_id, "offset": e.offset, "commit": e.commit.to_json()}
                         for e in entries],
-        })
+        }
+        failing = self._failing(caller, FINISH_BATCH, entries)
+        if failing:
+            request["fault_entries"] = sorted(failing)
+        return await self.launch_job(caller, FINISH_BATCH, request)
 
     async def launch_job(self, caller: Caller, kind: str, request: dict[str, Any]) -> str:
         """Persist a job of `kind` (with what it needs to know of the caller), queue it, return its id."""
+        fate = self.faults.job_fate(caller, kind) if self.faults is not None else None
+        if fate is not None:
+            request = {**request, "fault": fate.to_json()}
         text = json.dumps({"namespace_id": caller.namespace_id, "scopes": sorted(caller.scopes),
                            "quota": caller.quota, **request})
         job = Job(job_id=new_job_id(), account_id=caller.account.account_id, kind=kind,
@@ -232,10 +310,11 @@ class BatchService:
     async def commit_now(self, caller: Caller, entries: list[FinishEntry]) -> list[EntryOutcome]:
         """finish_batch_v2: the same commit, in the account's queue, awaited."""
         done: asyncio.Future[list[EntryOutcome]] = asyncio.get_running_loop().create_future()
+        failing = self._failing(caller, FINISH_BATCH_V2, entries)
 
         async def run() -> None:
             try:
-                done.set_result(await self._commit(caller, entries, None))
+                done.set_result(await self._commit(caller, entries, None, failing))
             except Exception as e:
                 done.set_exception(e)  # the caller's request reports it; the queue goes on
 

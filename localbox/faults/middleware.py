@@ -1,0 +1,113 @@
+"""The outermost ASGI layer of the server: it keeps a record of every /2/ call for the request log and
+carries out what the call's faults ask of HTTP itself (close the connection without an answer,
+throttle the response body).  It must wrap everything else: only here is `send` the server's own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from localbox.faults.calls import CURRENT, CallRecord, RequestLog
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("localbox.faults")
+SCOPE_KEY = "localbox.call"
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+def _error_tag(status: int, body: bytes) -> str | None:
+    """The error a response reports, as a tag path (the request log's `error`)."""
+    if status < 400:
+        return None
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict):
+        error = obj.get("error")
+        if status == 429 and isinstance(error, dict) and isinstance(error.get("reason"), dict):
+            return str(error["reason"].get(".tag"))
+        summary = obj.get("error_summary")
+        if isinstance(summary, str):
+            return summary.removesuffix("...").rstrip("/.") or None
+    return {400: "bad_request", 429: "too_many_requests", 500: "internal_error",
+            503: "service_unavailable"}.get(status, f"http_{status}")
+
+
+def _abort(send: Send) -> bool:
+    """Close the client's connection with nothing sent.  ASGI has no message for that, so reach the
+    transport through uvicorn's request cycle (whose bound method `send` is); False if it is not there."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
+        return False
+    cycle.disconnected = True  # uvicorn then neither answers 500 nor writes to the closed socket
+    transport.abort()
+    return True
+
+
+class CallMiddleware:
+    def __init__(self, app: ASGIApp, requests: RequestLog) -> None:
+        self.app = app
+        self.requests = requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/2/"):
+            await self.app(scope, receive, send)
+            return
+        record = CallRecord(route=path[3:])
+        scope[SCOPE_KEY] = record
+        token = CURRENT.set(record)
+        error_body = bytearray()
+        dropped = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal dropped
+            if dropped:
+                return
+            if message["type"] == "http.response.start":
+                if record.drop:
+                    dropped = True
+                    if not _abort(send):
+                        # Not uvicorn: the best left is to break the response after its head.
+                        await send(message)
+                        raise ConnectionAbortedError("fault: response dropped")
+                    return
+                record.status = message["status"]
+            elif message["type"] == "http.response.body":
+                if record.status is not None and record.status >= 400 and len(error_body) < _ERROR_BODY_LIMIT:
+                    error_body.extend(message.get("body", b"")[:_ERROR_BODY_LIMIT])
+                if record.bytes_per_second:
+                    await self._throttled(message, send, record.bytes_per_second)
+                    return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            CURRENT.reset(token)
+            if record.status is not None:
+                record.error = _error_tag(record.status, bytes(error_body))
+            if dropped:
+                record.error = "response_dropped"
+            self.requests.add(record, time.time())
+
+    @staticmethod
+    async def _throttled(message: Message, send: Send, rate: int) -> None:
+        body: bytes = message.get("body", b"")
+        step = max(1, rate // 10)  # ten slices a second keep the pace smooth
+        for i in range(0, len(body), step):
+            piece = body[i : i + step]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await asyncio.sleep(len(piece) / rate)
+        await send({"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)})
