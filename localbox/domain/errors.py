@@ -104,11 +104,23 @@ class AuthFailure(Exception):
 class PathRootFailure(Exception):
     """422 on Dropbox-API-Path-Root: `invalid_root` (with the user's root info) or `no_permission`."""
 
-    def __init__(self, tag: str, root_namespace_id: str = "", home_namespace_id: str = "") -> None:
+    def __init__(self, tag: str, root_namespace_id: str = "", home_namespace_id: str = "",
+                 home_path: str | None = None) -> None:
         super().__init__(tag)
         self.tag = tag
         self.root_namespace_id = root_namespace_id
         self.home_namespace_id = home_namespace_id
+        self.home_path = home_path  # set for a team member: the root info is then TeamRootInfo
+
+
+class RateLimited(Exception):
+    """429: `too_many_requests` (a token over its rate limit) or `too_many_write_operations` (a
+    namespace busy with other writes for longer than the bounded wait); retry after `retry_after` s."""
+
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 def incorrect_offset(correct_offset: int) -> SessionLookupError:

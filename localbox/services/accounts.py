@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from localbox.domain.errors import AuthFailure, PathRootFailure
 from localbox.domain.models import Account, Token
+from localbox.services.access import can_access, root_info_tx
 from localbox.stores.base import MetadataStore, MetadataTx
 
 # Every scope that the implemented routes check; a token made without --scope carries them all.
@@ -64,6 +65,7 @@ class Caller:
     scopes: frozenset[str]
     namespace_id: str
     quota: int | None = None  # bytes the account may use in all; None: unlimited
+    select_admin: str | None = None  # the Select-Admin mode a team token acts in (domain.teams.AdminMode)
 
 
 class AccountService:
@@ -149,18 +151,25 @@ class AccountService:
     async def bytes_used(self, account_id: str) -> int:
         return await self.store.read(lambda tx: tx.bytes_used(account_id))
 
-    async def resolve_path_root(self, account: Account, tag: str, namespace_id: str | None) -> str:
-        """The namespace that relative paths address, per Dropbox-API-Path-Root."""
+    async def resolve_path_root(self, caller: Caller, tag: str, namespace_id: str | None) -> str:
+        """The namespace that relative paths address, per Dropbox-API-Path-Root.  `root` must name the
+        caller's root (the team root for a team member); `namespace_id` any namespace it may access."""
+        account = caller.account
         if tag == "home":
             return account.root_namespace_id
-        if tag == "root":
-            if namespace_id != account.root_namespace_id:
-                raise PathRootFailure("invalid_root", account.root_namespace_id, account.root_namespace_id)
-            return account.root_namespace_id
-        owner = await self.store.read(lambda tx: tx.namespace_owner(namespace_id or ""))
-        if owner != account.account_id:
-            raise PathRootFailure("no_permission")
-        return namespace_id or account.root_namespace_id
+
+        def _resolve(tx: MetadataTx) -> str:
+            if tag == "root":
+                info = root_info_tx(tx, account)
+                if namespace_id != info.root_namespace_id:
+                    raise PathRootFailure("invalid_root", info.root_namespace_id, info.home_namespace_id,
+                                          info.home_path)
+                return info.root_namespace_id
+            if namespace_id is None or not can_access(tx, caller, namespace_id):
+                raise PathRootFailure("no_permission")
+            return namespace_id
+
+        return await self.store.read(_resolve)
 
     async def get_accounts(self, account_ids: Iterable[str]) -> dict[str, Account]:
         """The accounts among `account_ids` that exist, by id (one read for the lot)."""

@@ -18,6 +18,7 @@ from localbox.domain import paths
 from localbox.domain.content_hash import hash_from_digests
 from localbox.domain.errors import BadRequest, DomainError, PathLookupError, WriteFailure, conflict
 from localbox.domain.models import Entry, EntryKind
+from localbox.services.access import can_access
 from localbox.services.accounts import Caller
 from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
 
@@ -71,7 +72,7 @@ class Content:
 def namespace_for(tx: MetadataTx, caller: Caller, ref: paths.PathRef, error: type[DomainError]) -> str:
     if ref.namespace_id is None:
         return caller.namespace_id
-    if tx.namespace_owner(ref.namespace_id) != caller.account.account_id:
+    if not can_access(tx, caller, ref.namespace_id):
         raise error("no_write_permission") if error is WriteFailure else error("not_found")
     return ref.namespace_id
 
@@ -85,12 +86,12 @@ def resolve_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | 
     ref = paths.parse(path)
     if ref.file_id is not None:
         entry = tx.get_entry_by_id(ref.file_id)
-        if entry is None or tx.namespace_owner(entry.namespace_id) != caller.account.account_id:
+        if entry is None or not can_access(tx, caller, entry.namespace_id):
             raise PathLookupError("not_found")
         return entry.namespace_id, entry, ref
     if ref.rev is not None:
         entry = tx.get_entry_by_rev(ref.rev)
-        if entry is None or tx.namespace_owner(entry.namespace_id) != caller.account.account_id:
+        if entry is None or not can_access(tx, caller, entry.namespace_id):
             raise PathLookupError("not_found")
         return entry.namespace_id, entry, ref
     ns = namespace_for(tx, caller, ref, PathLookupError)
@@ -151,7 +152,7 @@ def commit_file_tx(
     ref = paths.parse(spec.path, for_write=True)
     if ref.file_id is not None:
         target = tx.get_entry_by_id(ref.file_id)
-        if target is None or tx.namespace_owner(target.namespace_id) != caller.account.account_id:
+        if target is None or not can_access(tx, caller, target.namespace_id):
             raise WriteFailure("malformed_path")
         ns, names = target.namespace_id, tuple(target.path_display[1:].split("/"))
     else:
@@ -310,7 +311,7 @@ class FileService:
         cursor = ListCursor.decode(cursor_text)
 
         def _continue(tx: MetadataTx) -> ListPage:
-            if tx.namespace_owner(cursor.namespace_id) != caller.account.account_id:
+            if not can_access(tx, caller, cursor.namespace_id):
                 raise BadRequest('Invalid "cursor" parameter')
             if cursor.path_lower and live(tx.get_entry(cursor.namespace_id, cursor.path_lower)) is None:
                 raise PathLookupError("not_found")

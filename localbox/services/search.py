@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from localbox.domain import paths
 from localbox.domain.errors import BadRequest, CallError, PathLookupError
 from localbox.domain.models import Entry, EntryKind
+from localbox.services.access import can_access
 from localbox.services.accounts import Caller
 from localbox.services.files import resolve_tx
 from localbox.stores.base import MetadataStore, MetadataTx, NameFilter, SearchKey
@@ -196,7 +197,7 @@ class SearchService:
         cursor = _Cursor.decode(cursor_text)
 
         def _next(tx: MetadataTx) -> SearchPage:
-            if tx.namespace_owner(cursor.namespace_id) != caller.account.account_id:
+            if not can_access(tx, caller, cursor.namespace_id):
                 raise BadRequest('Invalid "cursor" parameter')
             return _page(tx, cursor)
 

@@ -22,6 +22,7 @@ from localbox.domain.errors import (
     conflict,
 )
 from localbox.domain.models import Entry, EntryKind
+from localbox.services.access import can_access
 from localbox.services.accounts import Caller
 from localbox.services.files import (
     CommitSpec,
@@ -171,7 +172,7 @@ def relocate_tx(
 def restore_tx(tx: MetadataTx, caller: Caller, path: str, rev: str, *, when: float) -> Entry:
     """Make an earlier version of a file the current one at `path` (a new revision)."""
     version = tx.get_entry_by_rev(rev)
-    if version is None or tx.namespace_owner(version.namespace_id) != caller.account.account_id:
+    if version is None or not can_access(tx, caller, version.namespace_id):
         raise CallError("invalid_revision")
     spec = CommitSpec(path=path, mode="overwrite", client_modified=version.client_modified)
     # Restoring a deleted file where it was brings its id back, so id-based history stays whole.
