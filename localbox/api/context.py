@@ -11,7 +11,9 @@ from localbox.services.accounts import AccountService, Caller
 from localbox.services.changes import ChangeFeed
 from localbox.services.files import FileService
 from localbox.services.jobs import BatchService
+from localbox.services.rate_limits import RateLimiter
 from localbox.services.search import SearchService
+from localbox.services.teams import TeamPrincipal, TeamService
 from localbox.services.tree import TreeService
 from localbox.services.upload_sessions import Body, UploadSessionService
 from localbox.spec import RouteSpec
@@ -24,6 +26,7 @@ class Call:
     principal: Caller | None  # None only on noauth routes (list_folder/longpoll)
     body: Body
     request: Request
+    team: TeamPrincipal | None = None  # set on team routes (auth "team")
 
     @property
     def caller(self) -> Caller:
@@ -43,4 +46,6 @@ class Services:
     tree: TreeService
     changes: ChangeFeed
     search: SearchService
+    teams: TeamService
+    limiter: RateLimiter
     quota: int = 2 * 1024**4

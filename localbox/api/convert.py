@@ -120,6 +120,10 @@ NESTING: dict[str, dict[Family, Nester]] = {
     "files/list_folder/longpoll": {Family.CALL: _prefix()},
     "files/search_v2": {Family.LOOKUP: _prefix("path"), Family.CALL: _prefix()},
     "files/search/continue_v2": {Family.LOOKUP: _prefix("path"), Family.CALL: _prefix()},
+    "team/members/list/continue_v2": {Family.CALL: _prefix()},
+    "team/namespaces/list/continue": {Family.CALL: _prefix()},
+    "team/features/get_values": {Family.CALL: _prefix()},
+    "team/token/get_authenticated_admin": {Family.CALL: _prefix()},
 }
 
 

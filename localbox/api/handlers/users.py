@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from localbox.api.context import Call, Services
+from localbox.api.handlers import team as team_handlers
 from localbox.domain.errors import CallError
 from localbox.domain.models import Account
 from localbox.spec import check, common, users, users_common
@@ -19,14 +20,25 @@ def _name(acct: Account) -> Any:
 
 async def get_current_account(svc: Services, call: Call) -> Any:
     acct = call.caller.account
+    info, membership = await svc.teams.membership(acct)
+    root_info = (common.TeamRootInfo(root_namespace_id=info.root_namespace_id,
+                                     home_namespace_id=info.home_namespace_id, home_path=info.home_path)
+                 if info.home_path is not None else
+                 common.UserRootInfo(root_namespace_id=info.root_namespace_id,
+                                     home_namespace_id=info.home_namespace_id))
+    extra: dict[str, Any] = {}
+    if membership is not None:  # a Business account: its team, and its id on that team
+        policies = team_handlers.policies()
+        extra = {"team": users.FullTeam(id=membership.team.team_id, name=membership.team.name,
+                                        sharing_policies=policies.sharing, office_addin_policy=policies.office_addin,
+                                        top_level_content_policy=policies.top_level_content_policy),
+                 "team_member_id": membership.member.team_member_id}
     return users.FullAccount(
         account_id=acct.account_id, name=_name(acct),
         email=acct.email, email_verified=True, disabled=False, locale="en",
         referral_link="https://www.dropbox.com/referrals/localbox", is_paired=False,
-        account_type=users_common.AccountType.basic,
-        root_info=common.UserRootInfo(root_namespace_id=acct.root_namespace_id,
-                                      home_namespace_id=acct.root_namespace_id),
-        country="US",
+        account_type=users_common.AccountType.business if membership else users_common.AccountType.basic,
+        root_info=root_info, country="US", **extra,
     )
 
 
