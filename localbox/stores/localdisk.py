@@ -142,13 +142,17 @@ class LocalDiskBlobStore:
         tmp = self.tmp_dir / secrets.token_hex(12)
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            if prefix_fd is not None:
-                _copy_prefix(prefix_fd, out, prefix_len)
-                os.lseek(out, prefix_len, os.SEEK_SET)  # copy_file_range with offsets leaves it at 0
-            _write_all(out, memoryview(data))
-            os.fsync(out)
-        finally:
-            os.close(out)
+            try:
+                if prefix_fd is not None:
+                    _copy_prefix(prefix_fd, out, prefix_len)
+                    os.lseek(out, prefix_len, os.SEEK_SET)  # copy_file_range with offsets leaves it at 0
+                _write_all(out, memoryview(data))
+                os.fsync(out)
+            finally:
+                os.close(out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep the space of a half-written block
+            raise
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)  # the new name is durable before the append is acknowledged
         return digest
