@@ -1,4 +1,4 @@
-"""Helpers of the real-client tier: an HTTPS `localbox serve`, rclone bound to it, node, content hashes.
+"""Helpers of the real-client tier: `localbox serve --tls`, rclone bound to it, node, content hashes.
 
 Imported by conftest.py and the tests of this directory (conftest.py puts the directory on sys.path).
 """
@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import requests
-import trustme
 from connect_proxy import ConnectProxy
 from harness import Account, LocalServer, running_server
 from requests.adapters import HTTPAdapter
@@ -26,7 +25,6 @@ from requests.adapters import HTTPAdapter
 HERE = Path(__file__).resolve().parent
 JS_DIR = HERE / "js"
 REPO = HERE.parents[1]
-TLS_NAMES = ("api.dropboxapi.com", "content.dropboxapi.com", "notify.dropboxapi.com", "localhost", "127.0.0.1")
 # Variables of this machine that would redirect or re-trust a client behind our back.
 _SCRUBBED = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",
              "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
@@ -68,22 +66,11 @@ class TlsServer:
         return f"https://127.0.0.1:{self.server.port}"
 
 
-def make_certs(where: Path) -> tuple[Path, Path, Path]:
-    """(server cert, key, CA) for the Dropbox host names and loopback."""
-    ca = trustme.CA()
-    cert = ca.issue_cert(*TLS_NAMES)
-    cert_file, key_file, ca_file = where / "server.pem", where / "server.key", where / "ca.pem"
-    cert.private_key_pem.write_to_path(str(key_file))
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    ca.cert_pem.write_to_path(str(ca_file))
-    return cert_file, key_file, ca_file
-
-
 @contextlib.contextmanager
 def tls_server(where: Path) -> Iterator[TlsServer]:
-    cert_file, key_file, ca_file = make_certs(where)
-    with (running_server(where / "data", ["--tls-cert", str(cert_file), "--tls-key", str(key_file)]) as srv,
-          ConnectProxy(srv.port) as proxy):
+    """`localbox serve --tls` (its own CA and certificate, made once in the data dir) + a CONNECT proxy to it."""
+    with running_server(where / "data", ["--tls"]) as srv, ConnectProxy(srv.port) as proxy:
+        ca_file = Path(srv.cli("ca").strip())  # the user's way to find the CA to trust
         yield TlsServer(srv, ca_file, proxy)
         assert not proxy.refused, f"a client asked the proxy for a non-Dropbox host: {proxy.refused}"
 

@@ -1,6 +1,6 @@
 """Real-client tier: Debian's rclone and the official JavaScript SDK against a `localbox serve` over HTTPS.
 
-The server runs with a certificate made here (trustme) whose SANs cover the Dropbox host names. rclone cannot
+The server runs with `--tls`: its own CA and a certificate whose SANs cover the Dropbox host names. rclone cannot
 be given an API host, so it reaches the server through HTTPS_PROXY = our CONNECT proxy (connect_proxy.py), which
 sends every tunnel to the server's free port; the JS SDK is pointed at `127.0.0.1:<port>` with its `domain`
 options. Each test gets a fresh account, and what the clients did is checked again on the server side through

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from clients_harness import JS_DIR, TlsServer, clean_env, dropbox_content_hash, https_sdk, run_node
 
-PART = "first part, ".encode() + "second part: é ☺\n".encode()
+PART = b"first part, " + "second part: é ☺\n".encode()
 SINGLE = b"a file sent in one start(close=true)\n"
 UPLOADED = b"files/upload from node\n"
 
