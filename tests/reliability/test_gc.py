@@ -16,7 +16,7 @@ import httpx
 import pytest
 from _apiwire import Api, content_hash, describe
 from conftest import Backend
-from harness import LocalServer, running_server
+from harness import running_server
 
 pytestmark = pytest.mark.reliability
 MiB = 1024 * 1024
