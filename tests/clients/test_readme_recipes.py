@@ -120,7 +120,7 @@ def test_js_sdk(setup: Setup, tmp_path: Path) -> None:
     lines = out.stdout.splitlines()
     assert lines[0] == f"/notes/from node.txt {len(data)} {dropbox_content_hash(data)}"
     assert "from node.txt" in lines[1].split(", ")
-    assert lines[2:] == ["hello from node"]
+    assert lines[2:] == ["hello from node", ""]  # the file ends with a newline, console.log adds one
     _, resp = make_sdk(setup.server, setup.token).files_download("/notes/from node.txt")
     assert resp.content == data
 
