@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,12 +134,17 @@ def _admin(argv: list[str], log: Path) -> str:
 
 @contextlib.contextmanager
 def localbox(
-    workdir: Path, email: str = "bench@example.com", prepare: Callable[[Path, str], None] | None = None
+    workdir: Path,
+    email: str = "bench@example.com",
+    prepare: Callable[[Path, str], None] | None = None,
+    serve_args: Sequence[str] = (),
+    port: int | None = None,
 ) -> Iterator[Localbox]:
     """Creates an account and token in a fresh data dir, then runs ``localbox serve`` on a free port.
 
     ``prepare(data_dir, email)``, if given, runs after the account exists and before the server starts
-    (e.g. to seed the metadata store through localbox's library).
+    (e.g. to seed the metadata store through localbox's library). ``serve_args`` are extra flags of
+    ``localbox serve`` (e.g. TLS); ``port`` replaces the free port (e.g. 443 inside a network namespace).
     """
     data_dir = workdir / "localbox-data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -148,9 +153,9 @@ def localbox(
     token = _admin(["token", "create", email, "--data-dir", str(data_dir)], log)
     if prepare is not None:
         prepare(data_dir, email)
-    port = free_port()
+    port = port or free_port()
     argv = [sys.executable, "-m", "localbox", "serve", "--data-dir", str(data_dir)]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), *serve_args]
     server = Server("localbox", _spawn("localbox", argv, log), port, log)
     try:
         server.wait_ready()

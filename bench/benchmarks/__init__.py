@@ -12,6 +12,7 @@ from bench.benchmarks import (
     finish_latency,
     metadata_load,
     parallel,
+    rclone_copy,
     session,
     small_files,
 )
@@ -43,5 +44,9 @@ BENCHMARKS: dict[str, tuple[str, RunFn]] = {
     "metadata_load": (
         "get_metadata / list_folder(+continue) with 1M files, N clients and 500 req/s, vs check/user",
         metadata_load.run,
+    ),
+    "rclone_copy": (
+        "Debian rclone: copy 1000 x 1 KiB files, batch mode sync, --transfers 4 and 16, over HTTPS",
+        rclone_copy.run,
     ),
 }
