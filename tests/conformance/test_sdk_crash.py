@@ -29,7 +29,8 @@ def _payload(n: int) -> bytes:
     return hashlib.sha256(str(n).encode()).digest() * (CHUNK // 32) + b"x" * (CHUNK % 32)
 
 
-@pytest.mark.parametrize("round_", range(4))
+# LOCALBOX_CRASH_ITERATIONS=200 for the long run (README, Reliability); CI runs 4.
+@pytest.mark.parametrize("round_", range(int(os.environ.get("LOCALBOX_CRASH_ITERATIONS", "4"))))
 def test_acknowledged_appends_survive_sigkill(tmp_path: Path, round_: int) -> None:
     rng = random.Random(round_)
     server = LocalServer(tmp_path / "data")
