@@ -11,7 +11,7 @@ from typing import Any
 
 import dropbox
 import pytest
-from dropbox import common, files, team
+from dropbox import common, files, team, users
 from dropbox.exceptions import ApiError, AuthError, BadInputError, PathRootError, RateLimitError
 from harness import LocalServer, local_session
 
@@ -127,6 +127,11 @@ def test_member_root_info_is_team(dbt: Any, acme: Team) -> None:
     assert info.home_namespace_id != acme.root_ns
     assert acct.account_type.is_business() and acct.team_member_id == acme.member_id
     assert acct.account_id == acme.member.account_id
+    values = dbt.as_user(acme.member_id).users_features_get_values(
+        [users.UserFeature.team_shared_dropbox, users.UserFeature.distinct_member_home, users.UserFeature.file_locking])
+    got = values.values
+    assert got[0].get_team_shared_dropbox().get_enabled() and got[1].get_distinct_member_home().get_enabled()
+    assert not got[2].get_file_locking().get_enabled()
 
 
 # -- Select-User: uploads land in the member's namespaces ------------------------------------------

@@ -66,8 +66,9 @@ async def get_account_batch(svc: Services, call: Call) -> Any:
     return [_basic(found[i]) for i in ids]
 
 
-# localbox implements none of these features: Paper docs, file locks, team spaces, or a home
-# namespace distinct from the root.  Each answers with its own value type set to `enabled: false`.
+# localbox implements neither Paper docs nor file locks.  A team member has a team space whose root is
+# distinct from their home; nobody else does.  Each answers with its own value type.
+_TEAM_SPACE_FEATURES = ("team_shared_dropbox", "distinct_member_home")
 _FEATURE_VALUES = {
     "paper_as_files": users.PaperAsFilesValue,
     "file_locking": users.FileLockingValue,
@@ -81,7 +82,11 @@ async def features_get_values(svc: Services, call: Call) -> Any:
     if not features:
         raise CallError("empty_features_list")
     names = [next(n for n in _FEATURE_VALUES if getattr(f, f"is_{n}")()) for f in features]
-    values = [users.UserFeatureValue(n, _FEATURE_VALUES[n].enabled(False)) for n in names]
+    member = False
+    if any(n in _TEAM_SPACE_FEATURES for n in names):
+        member = (await svc.teams.membership(call.caller.account))[1] is not None
+    values = [users.UserFeatureValue(n, _FEATURE_VALUES[n].enabled(member and n in _TEAM_SPACE_FEATURES))
+              for n in names]
     return users.UserFeaturesGetValuesBatchResult(values=values)
 
 
