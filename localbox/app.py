@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,24 +16,36 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from localbox import __version__
+from localbox.api.admin import AdminApi
 from localbox.api.context import Services
 from localbox.api.endpoint import Endpoint
+from localbox.api.faults import CallFaults
 from localbox.api.handlers import files as files_handlers
 from localbox.api.handlers import listing as listing_handlers
 from localbox.api.handlers import search as search_handlers
+from localbox.api.handlers import team as team_handlers
 from localbox.api.handlers import tree as tree_handlers
 from localbox.api.handlers import upload_sessions as session_handlers
 from localbox.api.handlers import users as users_handlers
 from localbox.config import Settings
+from localbox.faults.batches import BatchFaultHooks
+from localbox.faults.calls import RequestLog
+from localbox.faults.middleware import CallMiddleware
+from localbox.faults.model import FaultBook
 from localbox.services.accounts import AccountService
+from localbox.services.admin import AdminService
 from localbox.services.changes import ChangeFeed
 from localbox.services.files import FileService
 from localbox.services.gc import GarbageCollector
-from localbox.services.jobs import BatchService
+from localbox.services.jobs import BatchFaults, BatchService
+from localbox.services.rate_limits import RateLimiter
 from localbox.services.search import SearchService
+from localbox.services.seed import Seed, Seeded, SeedService, load_seed
+from localbox.services.teams import TeamService
 from localbox.services.tree import TreeService
 from localbox.services.upload_sessions import SessionLimits, UploadSessionService
 from localbox.stores.localdisk import LocalDiskBlobStore
+from localbox.stores.memory import MemoryBlobStore
 from localbox.stores.sqlite import SqliteMetadataStore
 
 log = logging.getLogger("localbox")
@@ -42,13 +55,17 @@ DRAIN = "localbox.drain"  # lifespan state: an async callable that ends long wai
 @dataclass(frozen=True, slots=True)
 class Backends:
     metadata: SqliteMetadataStore
-    blobs: LocalDiskBlobStore
+    blobs: LocalDiskBlobStore | MemoryBlobStore
 
     def describe(self) -> str:
+        if isinstance(self.blobs, MemoryBlobStore):
+            return "metadata=sqlite (in memory) blobs=memory: nothing is written to disk"
         return f"metadata=sqlite:///{self.metadata.path} blobs=file://{self.blobs.root}"
 
 
 def open_backends(settings: Settings) -> Backends:
+    if settings.memory:
+        return Backends(SqliteMetadataStore(settings.database_path, memory=True), MemoryBlobStore())
     return Backends(SqliteMetadataStore(settings.database_path),
                     LocalDiskBlobStore(settings.blob_root, grace=settings.gc_grace))
 
@@ -58,26 +75,58 @@ def build_gc(settings: Settings, backends: Backends) -> GarbageCollector:
                             revision_retention=settings.revision_retention)
 
 
-def build_services(settings: Settings, backends: Backends) -> Services:
+def build_services(settings: Settings, backends: Backends, batch_faults: BatchFaults | None = None) -> Services:
     limits = SessionLimits(ttl_seconds=settings.session_ttl, max_session_size=settings.max_session_size)
     return Services(
         accounts=AccountService(backends.metadata),
         sessions=UploadSessionService(backends.metadata, backends.blobs, limits),
-        batches=BatchService(backends.metadata, backends.blobs, settings.job_retention),
+        batches=BatchService(backends.metadata, backends.blobs, settings.job_retention, batch_faults),
         files=FileService(backends.metadata, backends.blobs),
         tree=TreeService(backends.metadata),
         changes=ChangeFeed(backends.metadata),
         search=SearchService(backends.metadata),
+        teams=TeamService(backends.metadata),
+        limiter=RateLimiter(),
         quota=settings.quota,
     )
 
 
-def create_app(settings: Settings, backends: Backends | None = None) -> Starlette:
+class _App(Starlette):
+    """Starlette with CallMiddleware outside even its error handling: only there is `send` the
+    server's own, which a dropped-response fault needs (faults/middleware.py)."""
+
+    request_log: RequestLog
+
+    def build_middleware_stack(self) -> Any:
+        return CallMiddleware(super().build_middleware_stack(), self.request_log)
+
+
+def create_app(settings: Settings, backends: Backends | None = None, seed: Seed | None = None) -> Starlette:
+    """The ASGI app.  `seed` (or the file settings.seed names) is applied at start and after a reset;
+    app.state carries the admin token, the fault book and the request log (for in-process use)."""
     backends = backends or open_backends(settings)
-    services = build_services(settings, backends)
+    if seed is None and settings.seed is not None:
+        seed = load_seed(settings.seed)
+    book = FaultBook()
+    request_log = RequestLog(settings.request_log_size)
+    services = build_services(settings, backends, BatchFaultHooks(book))
+    seeder = SeedService(services.accounts, services.sessions, services.tree, settings.quota)
+    seeded = Seeded()
+
+    async def apply_seed() -> None:
+        if seed is not None:
+            result = await seeder.apply(seed)
+            for email, tokens in result.tokens.items():
+                seeded.tokens.setdefault(email, []).extend(tokens)
+
+    wipe = backends.blobs.clear if isinstance(backends.blobs, MemoryBlobStore) else None
+    admin = AdminService(backends.metadata, backends.blobs, wipe, apply_seed)
+    admin_token = settings.admin_token or secrets.token_urlsafe(24)
+    admin_api = AdminApi(admin_token, book, request_log, admin, seeder)
     endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS,
                                    **users_handlers.HANDLERS, **tree_handlers.HANDLERS,
-                                   **listing_handlers.HANDLERS, **search_handlers.HANDLERS})
+                                   **listing_handlers.HANDLERS, **search_handlers.HANDLERS,
+                                   **team_handlers.HANDLERS}, CallFaults(book, admin))
 
     async def api(request: Request) -> Response:
         return await endpoint(request)
@@ -112,6 +161,10 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await apply_seed()
+        for email, tokens in seeded.tokens.items():
+            for token in tokens:
+                log.warning("seed: generated token for %s: %s", email, token)
         await services.batches.start()
         services.changes.start()
         janitor = asyncio.create_task(housekeeping())
@@ -128,7 +181,12 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
             await services.batches.stop()
             await backends.metadata.close()
 
-    return Starlette(
-        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home)],
+    app = _App(
+        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home), *admin_api.routes()],
         lifespan=lifespan,
     )
+    app.request_log = request_log
+    app.state.admin_token = admin_token
+    app.state.faults = book
+    app.state.seeded = seeded
+    return app

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from localbox import __version__
+from localbox import __version__, cli_admin, cli_team
 from localbox.config import ConfigError, Settings, parse_size
 
 if TYPE_CHECKING:
@@ -52,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="debug, info (default), warning, error")
     _gc_flags(serve)
     serve.add_argument("--gc-interval", help="how often garbage collection runs (default 15m)")
+    serve.add_argument("--memory", action="store_true", default=None,
+                       help="keep everything in memory, nothing on disk (throwaway test servers; "
+                            "env LOCALBOX_MEMORY=1)")
+    serve.add_argument("--seed", help="accounts, tokens, folders and files to create at start and after a reset "
+                                      "(JSON, or YAML with PyYAML; see README)")
+    serve.add_argument("--admin-token", help="token of the admin API under /admin/ (faults, reset, request log); "
+                                             "default: generated and printed (env LOCALBOX_ADMIN_TOKEN)")
+    serve.add_argument("--request-log-size", help="how many calls the request log keeps (default 2000)")
 
     account = sub.add_parser("account", help="manage accounts")
     asub = account.add_subparsers(dest="action", required=True)
@@ -72,9 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="manage access tokens")
     tsub = token.add_subparsers(dest="action", required=True)
     tcreate = tsub.add_parser("create", help="create a bearer token; prints it on the last line")
-    tcreate.add_argument("email")
+    tcreate.add_argument("email", nargs="?", help="the account (omit with --team)")
     tcreate.add_argument("--scope", action="append", dest="scopes",
                          help="grant only this scope (repeatable); default: every scope localbox checks")
+    tcreate.add_argument("--team", help="a team token (as a team-linked app holds) for this team instead")
+    tcreate.add_argument("--rate-limit", help="allow at most this many requests, e.g. 10/s (default: no limit)")
     _common(tcreate)
     tlist = tsub.add_parser("list", help="list an account's tokens: id, prefix, scopes, created (no secrets)")
     tlist.add_argument("email")
@@ -84,12 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     trevoke.add_argument("token", nargs="?", help="a token id from `token list`, or the token itself")
     trevoke.add_argument("--all", action="store_true", help="revoke every token of the account")
     _common(trevoke)
+    cli_team.add_parsers(sub, _common)
+    cli_admin.add_parsers(sub, _common)
     return parser
 
 
 _SETTING_FLAGS = ("data_dir", "host", "port", "tls_cert", "tls_key", "tls", "tls_port", "tls_names",
                   "session_ttl", "job_retention", "max_session_size", "quota", "log_level",
-                  "gc_interval", "gc_grace", "revision_retention")
+                  "gc_interval", "gc_grace", "revision_retention", "memory", "seed", "admin_token",
+                  "request_log_size")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -103,10 +118,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"localbox: {e}")
     if args.command == "serve":
         serve(settings)
+    elif cli_admin.handles(args.command):
+        cli_admin.run(settings, args)
     elif args.command == "account":
         _account_create(settings, args.email, args.name, args.account_quota)
     elif args.command == "token" and args.action == "create":
-        _token_create(settings, args.email, args.scopes)
+        _token_create_any(settings, args)
+    elif args.command == "team":
+        cli_team.run(settings, args)
     elif args.command == "token" and args.action == "list":
         _token_list(settings, args.email)
     elif args.command == "token":
@@ -160,7 +179,22 @@ def _account_create(settings: Settings, email: str, name: str | None, quota: str
     print(account.account_id)
 
 
-def _token_create(settings: Settings, email: str, scopes: list[str] | None) -> None:
+def _token_create_any(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        rate = cli_team.parse_rate(args.rate_limit) if args.rate_limit is not None else None
+    except ValueError as e:
+        sys.exit(f"localbox: --rate-limit: {e}")
+    if (args.team is None) == (args.email is None):
+        sys.exit("localbox: token create takes an account email or --team NAME (one of them)")
+    if args.team is not None:
+        cli_team.create_team_token(settings, args.team, args.scopes, rate)
+        return
+    secret = _token_create(settings, args.email, args.scopes)
+    if rate is not None:
+        cli_team.set_token_rate(settings, secret, rate)
+
+
+def _token_create(settings: Settings, email: str, scopes: list[str] | None) -> str:
     from localbox.services.accounts import ALL_SCOPES, AccountService, UnknownAccount
     from localbox.stores.sqlite import SqliteMetadataStore
 
@@ -175,6 +209,7 @@ def _token_create(settings: Settings, email: str, scopes: list[str] | None) -> N
     print(f"token {token.token_id} for {email} with scopes: {' '.join(sorted(token.scopes))} "
           f"(shown only now: localbox stores only its hash)", file=sys.stderr)
     print(secret)
+    return secret
 
 
 def _token_list(settings: Settings, email: str) -> None:
@@ -229,14 +264,25 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     listeners, tls_notes = _listeners(settings)
     backends = open_backends(settings)
-    app = create_app(settings, backends)
+    generated_admin_token = settings.admin_token is None
+    if generated_admin_token:
+        settings = replace(settings, admin_token=secrets.token_urlsafe(24))
+    try:
+        app = create_app(settings, backends)
+    except ValueError as e:  # a bad --seed file
+        sys.exit(f"localbox: --seed: {e}")
     urls = " and ".join(f"{listener.url}/2/" for listener in listeners)
     print(f"localbox {__version__} serving the Dropbox API v2 at {urls}", flush=True)
     for note in tls_notes:
         print(note, flush=True)
     print(f"  backends: {backends.describe()}", flush=True)
-    print(f"  get a token: localbox account create you@example.com --data-dir {settings.data_dir} && "
-          f"localbox token create you@example.com --data-dir {settings.data_dir}", flush=True)
+    print(f"  admin API: {listeners[0].url}/admin/ with LOCALBOX_ADMIN_TOKEN="
+          f"{settings.admin_token if generated_admin_token else '(your --admin-token)'}", flush=True)
+    if settings.memory:
+        print("  accounts: from --seed, or POST /admin/accounts", flush=True)
+    else:
+        print(f"  get a token: localbox account create you@example.com --data-dir {settings.data_dir} && "
+              f"localbox token create you@example.com --data-dir {settings.data_dir}", flush=True)
     try:
         serve_listeners(
             app, listeners, log_level=settings.log_level.lower(), access_log=False, http="httptools",

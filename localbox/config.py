@@ -87,6 +87,12 @@ class Settings:
     # The allocation users/get_space_usage reports for every account (not enforced yet).
     quota: int = field(default=2 * 1024**4, metadata={"cast": parse_size})
     log_level: str = field(default="info", metadata={"cast": str})
+    # Test servers: everything in memory (nothing on disk), the admin API's token (generated and
+    # printed when not given), seed data applied at start and after a reset, the request log's size.
+    memory: bool = field(default=False, metadata={"cast": parse_bool})
+    admin_token: str | None = field(default=None, metadata={"cast": str})
+    seed: Path | None = field(default=None, metadata={"cast": _path})
+    request_log_size: int = field(default=2000, metadata={"cast": int})
     # Garbage collection: how often it runs, how long an unreferenced block is kept after its last use
     # (commits in flight are protected by it), and how long replaced or deleted file versions stay
     # restorable (Dropbox: 30 days on basic plans).

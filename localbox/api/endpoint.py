@@ -7,18 +7,28 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from localbox.api import responses
+from localbox.api import principals, responses
 from localbox.api.context import Call, Services
 from localbox.api.convert import route_error_json
-from localbox.domain.errors import AuthFailure, BadRequest, DomainError, PathRootFailure, StoreUnavailable
+from localbox.api.faults import CallFaults
+from localbox.domain.errors import (
+    AuthFailure,
+    BadRequest,
+    DomainError,
+    PathRootFailure,
+    RateLimited,
+    StoreUnavailable,
+)
 from localbox.services.accounts import Caller
+from localbox.services.teams import TeamPrincipal, TransportLimitReached
 from localbox.services.upload_sessions import Body
-from localbox.spec import ROUTES, RouteSpec, WireError, common, decode_arg, encode
+from localbox.spec import DATA_TRANSPORT, ROUTES, RouteSpec, WireError, common, decode_arg, encode
 
 log = logging.getLogger("localbox.api")
 
@@ -63,9 +73,10 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 
 class Endpoint:
-    def __init__(self, services: Services, handlers: dict[str, Handler]) -> None:
+    def __init__(self, services: Services, handlers: dict[str, Handler], faults: CallFaults | None = None) -> None:
         self.services = services
         self.handlers = handlers
+        self.faults = faults  # injected faults (test servers); None costs nothing per call
         missing = set(handlers) - set(ROUTES)
         if missing:
             raise RuntimeError(f"handlers for unknown routes: {sorted(missing)}")
@@ -86,6 +97,10 @@ class Endpoint:
             response = responses.auth_error(e.tag, e.required_scope)
         except PathRootFailure as e:
             response = responses.path_root_error(_path_root_error_json(e))
+        except RateLimited as e:
+            response = responses.rate_limited(e.reason, e.retry_after, request.headers.get("accept", ""))
+        except TransportLimitReached:
+            response = responses.transport_limit_reached()
         except ClientDisconnect:
             log.info("client went away during request %s to %s", request_id, route_path)
             response = responses.internal_error(request_id)
@@ -106,21 +121,34 @@ class Endpoint:
             raise BadRequest(f'Expecting HTTP method "POST", got "{request.method}"')
 
         caller: Caller | None = None
+        team: TeamPrincipal | None = None
         if route.auth == "noauth":
             arg = await self._argument(request, route)
         else:
-            account, scopes = await self._authenticate(request)
+            who = await principals.authenticate(self.services, self._bearer(request))
+            await principals.admit(self.services, who, request)
             arg = await self._argument(request, route)
-            if route.scope not in scopes:
+            if route.auth == "team":
+                team = principals.team_call(who)  # a user token here is the wrong kind before any scope
+            if route.scope not in who.scopes:
                 raise AuthFailure("missing_scope", route.scope)
-            namespace_id = await self._path_root(request, account)
-            for header in ("Dropbox-API-Select-User", "Dropbox-API-Select-Admin"):
-                if header in request.headers:
-                    raise BadRequest(f'Invalid "{header}" header: only team tokens can select a member or admin.')
-            quota = account.quota if account.quota is not None else self.services.quota
-            caller = Caller(account=account, scopes=scopes, namespace_id=namespace_id, quota=quota)
+            if team is None:
+                acting = await principals.user_call(self.services, route, who, request)
+                account = acting.account
+                quota = account.quota if account.quota is not None else self.services.quota
+                caller = Caller(account=account, scopes=acting.scopes, namespace_id=account.root_namespace_id,
+                                quota=quota, select_admin=acting.select_admin)
+                caller = replace(caller, namespace_id=await self._path_root(request, caller))
+                if route.path in DATA_TRANSPORT:
+                    await self.services.teams.count_transport_call(account.account_id)
+        if self.faults is not None:
+            caller, answer = await self.faults.before(request, route, caller, arg)
+            if answer is not None:
+                return answer
         body = Body(request.stream(), _content_length(request)) if route.style == "upload" else Body(_nothing(), 0)
-        result = await handler(self.services, Call(route, arg, caller, body, request))
+        if self.faults is not None:
+            body = self.faults.body(request, body)
+        result = await handler(self.services, Call(route, arg, caller, body, request, team))
         if isinstance(result, Download):
             headers = {"Dropbox-API-Result": encode(route.result, result.result),
                        "Content-Length": str(result.length), **result.headers}
@@ -129,7 +157,8 @@ class Endpoint:
             return result
         return responses.json_ok(encode(route.result, result))
 
-    async def _authenticate(self, request: Request) -> tuple[Any, frozenset[str]]:
+    @staticmethod
+    def _bearer(request: Request) -> str:
         value = request.headers.get("authorization") or request.query_params.get("authorization")
         if not value:
             raise BadRequest('Must provide HTTP header "Authorization" or URL parameter "authorization".')
@@ -138,8 +167,7 @@ class Endpoint:
             raise BadRequest(
                 f'Invalid authorization value in HTTP header "Authorization": "{value}".  '
                 'Expecting "Bearer <oauth2-access-token>".')
-        result: tuple[Any, frozenset[str]] = await self.services.accounts.authenticate(token.strip())
-        return result
+        return token.strip()
 
     async def _argument(self, request: Request, route: RouteSpec) -> Any:
         content_type = (request.headers.get("content-type") or "").strip()
@@ -165,10 +193,10 @@ class Endpoint:
         except WireError as e:
             raise BadRequest(f"{where}: {e}") from None
 
-    async def _path_root(self, request: Request, account: Any) -> str:
+    async def _path_root(self, request: Request, caller: Caller) -> str:
         raw = request.headers.get("dropbox-api-path-root")
         if raw is None:
-            return str(account.root_namespace_id)
+            return caller.account.root_namespace_id
         try:
             root = decode_arg(common.PathRoot_validator, _header_text(raw))
         except WireError as e:
@@ -181,14 +209,16 @@ class Endpoint:
             tag, ns = "namespace_id", root.get_namespace_id()
         else:
             raise BadRequest('Invalid value for HTTP header "Dropbox-API-Path-Root"')
-        resolved: str = await self.services.accounts.resolve_path_root(account, tag, ns)
+        resolved: str = await self.services.accounts.resolve_path_root(caller, tag, ns)
         return resolved
 
 
 def _path_root_error_json(e: PathRootFailure) -> dict[str, Any]:
     if e.tag == "invalid_root":
-        return {".tag": "invalid_root", "invalid_root": {
-            ".tag": "user", "root_namespace_id": e.root_namespace_id, "home_namespace_id": e.home_namespace_id}}
+        info = {".tag": "user", "root_namespace_id": e.root_namespace_id, "home_namespace_id": e.home_namespace_id}
+        if e.home_path is not None:
+            info = {**info, ".tag": "team", "home_path": e.home_path}
+        return {".tag": "invalid_root", "invalid_root": info}
     return {".tag": e.tag}
 
 

@@ -43,3 +43,34 @@ def unavailable(request_id: str) -> Response:
 
 def internal_error(request_id: str) -> Response:
     return Response(f"Internal server error (request {request_id}).", status_code=500, media_type=TEXT)
+
+
+# Dropbox's data transport limit reference gives this body, word for word.
+TRANSPORT_LIMIT_TEXT = (
+    "Your team has used all of its data transport API calls for the month. Your monthly limit will reset on the 1st "
+    "day of every month. If you'd like to move to a plan with unlimited API calls, please contact sales.")
+
+
+def transport_limit_reached() -> Response:
+    body = {"error_summary": "invalid_account_type/feature/.",
+            "error": {".tag": "invalid_account_type", "invalid_account_type": {".tag": "feature"}},
+            "user_message": {"locale": "en", "text": TRANSPORT_LIMIT_TEXT}}
+    return Response(json.dumps(body), status_code=403, media_type=JSON)
+
+
+def rate_limited(reason: str, retry_after: int, accept: str) -> Response:
+    """429 with Retry-After.  JSON is auth.RateLimitError (the SDK decodes it strictly: no extra keys);
+    plain text, which means too_many_requests, goes to clients that accept text but not JSON."""
+    headers = {"Retry-After": str(retry_after)}
+    wants = accept.lower()
+    if reason == "too_many_requests" and "text/plain" in wants and "application/json" not in wants:
+        return Response("Too many requests; retry later.", status_code=429, media_type=TEXT, headers=headers)
+    body = {"error_summary": f"{reason}/", "error": {"reason": {".tag": reason}, "retry_after": retry_after}}
+    return Response(json.dumps(body), status_code=429, media_type=JSON, headers=headers)
+
+
+def server_error(status: int, request_id: str, retry_after: int | None = None) -> Response:
+    """An injected 5xx: plain text, as Dropbox's own front ends answer."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(f"Error {status} (request {request_id}); retry later.", status_code=status, media_type=TEXT,
+                    headers=headers)

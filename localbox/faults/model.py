@@ -82,17 +82,18 @@ class Kind:
     params: Mapping[str, tuple[Any, Callable[[Any], Any]]] = field(default_factory=dict)
     per_entry: bool = False  # decided for each entry of a batch, not for the call
     job: bool = False  # decided when a batch job is launched
+    answers: bool = False  # replaces the call's answer: one such fault per call, the first added
 
 
 _RETRY = {"retry_after": (1, _number("retry_after", 0, 86400, integer=True))}
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("too_many_requests", "HTTP 429, reason too_many_requests, Retry-After; body JSON or text (params.format)",
-         None, {**_RETRY, "format": ("json", _choice("format", "json", "text"))}),
+         None, {**_RETRY, "format": ("json", _choice("format", "json", "text"))}, answers=True),
     Kind("too_many_write_operations", "HTTP 429 JSON, reason too_many_write_operations (namespace lock), "
-         "Retry-After", None, _RETRY),
+         "Retry-After", None, _RETRY, answers=True),
     Kind("server_error", "HTTP 500 or 503 (params.status), plain text; the call is not applied", None,
          {"status": (500, _choice("status", 500, 502, 503, 504)),
-          "retry_after": (None, _number("retry_after", 0, 86400, integer=True, optional=True))}),
+          "retry_after": (None, _number("retry_after", 0, 86400, integer=True, optional=True))}, answers=True),
     Kind("latency", "the call waits params.seconds before it runs", None,
          {"seconds": (1.0, _number("seconds", 0, 3600))}),
     Kind("bandwidth", "request and response bodies move at params.bytes_per_second", None,
@@ -107,8 +108,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("expired_session", "the upload sessions the call names expire just before it runs (not_found)",
          SESSION_ROUTES),
     Kind("content_hash_mismatch", "the call fails with content_hash_mismatch; nothing is stored",
-         UPLOAD_DATA_ROUTES),
-    Kind("invalid_async_job_id", "a batch /check answers invalid_async_job_id", CHECK_ROUTES),
+         UPLOAD_DATA_ROUTES, answers=True),
+    Kind("invalid_async_job_id", "a batch /check answers invalid_async_job_id", CHECK_ROUTES, answers=True),
     Kind("entry_too_many_write_operations", "finish_batch / finish_batch_v2 entries fail with "
          "too_many_write_operations (not committed; the session stays usable)", FINISH_BATCH_ROUTES,
          per_entry=True),
@@ -261,15 +262,20 @@ class FaultBook:
 
     def fire(self, kinds: Iterable[str], route: str, account: tuple[str, str] | None,
              paths: Iterable[str] | None = None) -> list[FaultRule]:
-        """The rules of `kinds` that fire on this call (or entry), at most one per kind, first added first."""
+        """The rules of `kinds` that fire on this call (or entry): at most one per kind, and one of the
+        kinds that answer the call instead of it; rules added first come first."""
         if not self._rules:
             return []
         wanted = set(kinds)
         path_list = list(paths) if paths is not None else None
         fired: list[FaultRule] = []
+        answered = False
         with self._lock:
             for rule in self._rules.values():
-                if rule.kind in wanted and rule.applies(route, account, path_list) and rule.draw():
+                if rule.kind not in wanted or (answered and rule.spec.answers):
+                    continue
+                if rule.applies(route, account, path_list) and rule.draw():
                     fired.append(rule)
                     wanted.discard(rule.kind)
+                    answered = answered or rule.spec.answers
         return fired

@@ -34,6 +34,7 @@ from localbox.domain.models import (
     UploadSession,
 )
 from localbox.stores.base import WORD_BREAKS, NameFilter, SearchKey
+from localbox.stores.sqlite_teams import TEAM_SCHEMA, TeamTxMixin
 
 T = TypeVar("T")
 SCHEMA_VERSION = 3
@@ -67,11 +68,11 @@ CREATE TABLE IF NOT EXISTS entries (
     PRIMARY KEY (namespace_id, path_lower));
 CREATE INDEX IF NOT EXISTS entries_parent ON entries (namespace_id, parent_lower, path_lower);
 CREATE INDEX IF NOT EXISTS entries_id ON entries (id);
+CREATE INDEX IF NOT EXISTS entries_seq ON entries (namespace_id, seq);
 CREATE INDEX IF NOT EXISTS entries_rev ON entries (rev) WHERE rev != '';
 CREATE TABLE IF NOT EXISTS revisions (
     rev TEXT PRIMARY KEY, namespace_id TEXT NOT NULL, path_lower TEXT NOT NULL, path_display TEXT NOT NULL,
     name TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, size INTEGER NOT NULL, content_hash TEXT NOT NULL,
-CREATE INDEX IF NOT EXISTS entries_seq ON entries (namespace_id, seq);
     blocks BLOB NOT NULL, client_modified REAL NOT NULL, server_modified REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS revisions_id ON revisions (id);
 CREATE INDEX IF NOT EXISTS revisions_path ON revisions (namespace_id, path_lower);
@@ -114,7 +115,7 @@ def _unpack(blob: bytes) -> list[bytes]:
     return [blob[i : i + DIGEST] for i in range(0, len(blob), DIGEST)]
 
 
-class _Tx:
+class _Tx(TeamTxMixin):
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
@@ -319,6 +320,24 @@ class _Tx:
         ).fetchall()
         return [e for e in map(self._entry, rows) if e is not None]
 
+    def list_changes(
+        self, namespace_id: str, parent_lower: str, *, recursive: bool, since: int, upto: int, limit: int,
+    ) -> list[Entry]:
+        # Driven by the (namespace, seq) index: the cost follows how much changed since the cursor,
+        # not how big the folder is (a path-ordered scan would read every row below it).
+        where = "namespace_id=? AND seq > ? AND seq <= ?"
+        args: list[Any] = [namespace_id, since, upto]
+        if not recursive:
+            where += " AND parent_lower=?"
+            args.append(parent_lower)
+        elif parent_lower:
+            where += " AND path_lower >= ? AND path_lower < ?"
+            args += [parent_lower + "/", parent_lower + "0"]
+        rows = self.db.execute(
+            f"SELECT * FROM entries INDEXED BY entries_seq WHERE {where} ORDER BY seq LIMIT ?", (*args, limit)
+        ).fetchall()
+        return [e for e in map(self._entry, rows) if e is not None]
+
     # -- garbage collection
     def referenced_blocks(self) -> set[bytes]:
         out: set[bytes] = set()
@@ -370,24 +389,6 @@ class _Tx:
 
     def pending_jobs(self) -> list[Job]:
         rows = self.db.execute(
-    def list_changes(
-        self, namespace_id: str, parent_lower: str, *, recursive: bool, since: int, upto: int, limit: int,
-    ) -> list[Entry]:
-        # Driven by the (namespace, seq) index: the cost follows how much changed since the cursor,
-        # not how big the folder is (a path-ordered scan would read every row below it).
-        where = "namespace_id=? AND seq > ? AND seq <= ?"
-        args: list[Any] = [namespace_id, since, upto]
-        if not recursive:
-            where += " AND parent_lower=?"
-            args.append(parent_lower)
-        elif parent_lower:
-            where += " AND path_lower >= ? AND path_lower < ?"
-            args += [parent_lower + "/", parent_lower + "0"]
-        rows = self.db.execute(
-            f"SELECT * FROM entries INDEXED BY entries_seq WHERE {where} ORDER BY seq LIMIT ?", (*args, limit)
-        ).fetchall()
-        return [e for e in map(self._entry, rows) if e is not None]
-
             "SELECT * FROM jobs WHERE state=? ORDER BY created, rowid", (JobState.PENDING.value,)
         ).fetchall()
         return [j for j in map(self._job, rows) if j is not None]
@@ -457,15 +458,64 @@ class _Tx:
             out.append((entry, (float(row[-2]), int(row[-1]), entry.path_lower)))
         return out
 
+    # -- reset (the admin API of test servers)
+    def _tables(self) -> list[str]:
+        rows = self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name != 'meta' AND name NOT LIKE 'sqlite_%'")
+        return [str(r[0]) for r in rows.fetchall()]
+
+    def _delete_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run the deletes, retrying those a foreign key refuses once the rows referring to theirs are gone."""
+        for _ in range(len(statements) + 1):
+            refused = []
+            for sql, args in statements:
+                try:
+                    self.db.execute(sql, args)
+                except sqlite3.IntegrityError:
+                    refused.append((sql, args))
+            if not refused:
+                return
+            statements = refused
+        raise sqlite3.IntegrityError(f"cannot delete: {statements[0][0]}")
+
+    def reset_all(self) -> None:
+        # Every table but meta, including those added later: a reset leaves nothing of anyone's.
+        self._delete_all([(f'DELETE FROM "{t}"', ()) for t in self._tables()])
+
+    def reset_account(self, account_id: str) -> list[str]:
+        namespaces = [r[0] for r in self.db.execute(
+            "SELECT namespace_id FROM namespaces WHERE owner_account_id=?", (account_id,)).fetchall()]
+        sessions = [r[0] for r in self.db.execute(
+            "SELECT session_id FROM sessions WHERE account_id=?", (account_id,)).fetchall()]
+        self.db.executemany("DELETE FROM pieces WHERE session_id=?", [(i,) for i in sessions])
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        # Rows of any table keyed by the account or by one of its namespaces (tables added later too).
+        for table in self._tables():
+            columns = {r[1] for r in self.db.execute(f'PRAGMA table_info("{table}")').fetchall()}
+            for column in ("account_id", "owner_account_id"):
+                if column in columns:
+                    statements.append((f'DELETE FROM "{table}" WHERE {column}=?', (account_id,)))
+            if "namespace_id" in columns:
+                statements += [(f'DELETE FROM "{table}" WHERE namespace_id=?', (ns,)) for ns in namespaces]
+        self._delete_all(statements)
+        return sessions
+
+    def set_session_expiry(self, session_id: str, expires: float) -> None:
+        self.db.execute("UPDATE sessions SET expires=? WHERE session_id=?", (expires, session_id))
+
 
 _Work = tuple[Callable[[Any], Any], Future[Any]]
 _GROUP_MAX = 256  # write transactions folded into one SQLite commit at most
 
 
 class SqliteMetadataStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, memory: bool = False) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # memory: one private in-memory database on the writer's connection; reads queue with the
+        # writes (a shared-cache database would answer concurrent readers SQLITE_LOCKED instead).
+        self.memory = memory
+        if not memory:
+            path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         # Readers run beside the writer (WAL): a long batch commit must not stall auth or /check.
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
@@ -478,7 +528,8 @@ class SqliteMetadataStore:
     def _connect(self, *, writer: bool = False) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            db = sqlite3.connect(":memory:" if self.memory else self.path, isolation_level=None, timeout=30,
+                                 check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -501,7 +552,7 @@ class SqliteMetadataStore:
                     db.execute(statement)
             if version is not None and version < 3:
                 _upgrade_tokens_to_3(db)
-            for statement in SCHEMA.split(";"):
+            for statement in (SCHEMA + TEAM_SCHEMA).split(";"):
                 if statement.strip():
                     db.execute(statement)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -602,6 +653,8 @@ class SqliteMetadataStore:
         return await asyncio.wrap_future(self._submit(fn))
 
     async def read(self, fn: Callable[[Any], T]) -> T:
+        if self.memory:
+            return await self.run(fn)
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, fn)
 
     def run_sync(self, fn: Callable[[Any], T]) -> T:

@@ -167,7 +167,7 @@ def test_longpoll_of_a_disconnected_client_unregisters_its_waiter(tmp_path: Path
     token = AccountService(backends.metadata).create_token("ann@example.com")[0]
     built: list[Any] = []
     real_build = app_module.build_services
-    monkeypatch.setattr(app_module, "build_services", lambda s, b: built.append(real_build(s, b)) or built[-1])
+    monkeypatch.setattr(app_module, "build_services", lambda *a: built.append(real_build(*a)) or built[-1])
     app = create_app(settings, backends)
     services = built[0]
     assert account.root_namespace_id
