@@ -7,35 +7,16 @@ the embedded backend (SQLite + local disk) exists today; PostgreSQL + S3 (#5) ad
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import LocalServer, running_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))  # _apiwire's raw-HTTP helpers
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    serve_args: tuple[str, ...]
-    blob_usage: Callable[[Path], tuple[int, int]]  # data dir -> (files, bytes) its blob store holds
-
-
-def local_blob_usage(data_dir: Path) -> tuple[int, int]:
-    files = size = 0
-    for root, _, names in os.walk(data_dir / "blobs"):
-        for n in names:
-            files += 1
-            size += os.path.getsize(os.path.join(root, n))
-    return files, size
-
-
-BACKENDS = {"embedded": Backend("embedded", (), local_blob_usage)}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reliability_backends import BACKENDS, Backend
 
 
 @pytest.fixture(scope="module", params=sorted(BACKENDS))

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from _apiwire import Api, content_hash, describe
-from conftest import Backend
 from harness import running_server
+from reliability_backends import Backend
 
 pytestmark = pytest.mark.reliability
 MiB = 1024 * 1024

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from _apiwire import Api, describe, tag_path
-from conftest import Backend
 from harness import LocalServer
+from reliability_backends import Backend
 
 pytestmark = pytest.mark.reliability
 
