@@ -42,6 +42,20 @@ class ServeError(Exception):
     pass
 
 
+def _close_idle_now(server: uvicorn.Server) -> None:
+    """Close keep-alive connections that sit idle at shutdown without waiting for their peers.
+
+    uvicorn closes an idle connection gracefully; over TLS that waits for the client's close_notify,
+    which an idle pooled client never sends, so a stop took asyncio's 30 s SSL shutdown timeout.
+    Connections with a request in flight are left to finish their response.
+    """
+    for connection in list(server.server_state.connections):
+        connection.shutdown()  # idle: starts closing the transport; busy: closes after the response
+        transport = getattr(connection, "transport", None)
+        if transport is not None and transport.is_closing():
+            transport.abort()
+
+
 class _Follower(uvicorn.Server):
     """A listener without a lifespan of its own, stopped by its lead."""
 
@@ -57,6 +71,12 @@ class _Follower(uvicorn.Server):
         # Requests on this listener see the state the lead's lifespan set up (LifespanOff's is empty).
         self.lifespan.state = self.lead.lifespan.state
         await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        _close_idle_now(self)
+        await super().shutdown(sockets)
 
 
 class _Lead(uvicorn.Server):
@@ -94,6 +114,7 @@ class _Lead(uvicorn.Server):
         if drain is not None:
             await drain()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        _close_idle_now(self)
         await super().shutdown(sockets)  # drains this listener, then the lifespan shutdown
 
 

@@ -162,6 +162,33 @@ def test_a_signal_stops_both_listeners_and_the_app_once(tmp_path: Path, sig: sig
         server.stop()
 
 
+@pytest.mark.parametrize("tls_port", [False, True])
+def test_idle_keep_alive_clients_do_not_hold_up_a_stop(tmp_path: Path, tls_port: bool) -> None:
+    """A pooled client that never closes its TLS connection must not make SIGTERM wait for asyncio's
+    30 s SSL shutdown timeout (it used to: the close waited for the client's close_notify)."""
+    import time
+
+    import requests
+
+    server = LocalServer(tmp_path / "data", [] if tls_port else ["--tls"], https=not tls_port, tls_port=tls_port)
+    server.start()
+    try:
+        assert server.proc is not None
+        idle = requests.Session()
+        https_url = server.https_url or server.url
+        assert idle.get(https_url + "/", verify=str(server.ca_file)).status_code == 200
+        if tls_port:
+            plain = requests.Session()
+            assert plain.get(server.url + "/").status_code == 200
+        began = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=20)
+        assert time.monotonic() - began < 5, server.log()
+        assert server.log().count("Application shutdown complete") == 1
+    finally:
+        server.stop()
+
+
 def test_a_restart_keeps_the_ca(tmp_path: Path) -> None:
     with running_server(tmp_path / "data", ["--tls"], https=True) as server:
         trusted = tmp_path / "trusted-ca.pem"  # what a user copied into a trust store on the first day
