@@ -1,0 +1,323 @@
+"""S3BlobStore specifics, against moto's S3 over HTTP on 127.0.0.1 (and endpoints that fail on purpose):
+object layout, Range GETs per block slice, bounded in-flight PUTs, staging that does not pile up,
+garbage collection with its safety re-check, URL parsing, and every S3 failure mode surfacing as
+StoreUnavailable within a bounded time."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import secrets
+import socketserver
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from _blobstores import (
+    DATA,
+    MIB4,
+    NO_LIMIT,
+    MotoEndpoint,
+    Session,
+    create_bucket,
+    make_s3,
+    read_all,
+    run,
+    seal,
+    sha,
+    split,
+    start_moto,
+    stream,
+)
+
+from localbox.domain.errors import StoreUnavailable
+from localbox.stores.base import CollectableBlobStore
+from localbox.stores.s3 import S3BlobStore
+from localbox.stores.s3client import ObjectInfo, S3Client, S3Location
+
+pytestmark = pytest.mark.unit
+
+
+class Recording:
+    """An S3Client wrapper that records calls and how many PUTs run at once."""
+
+    def __init__(self, inner: S3Client) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str, Any]] = []
+        self.active_puts = 0
+        self.max_active_puts = 0
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
+        with self._lock:
+            self.calls.append(("put", key, len(data)))
+            self.active_puts += 1
+            self.max_active_puts = max(self.max_active_puts, self.active_puts)
+        try:
+            time.sleep(0.02)  # a slower store than the client, so that PUTs would pile up if unbounded
+            self.inner.put(key, data)
+        finally:
+            with self._lock:
+                self.active_puts -= 1
+
+    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes | None:
+        self.calls.append(("get", key, (start, end)))
+        return self.inner.get(key, start, end)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        self.calls.append(("head", key, None))
+        return self.inner.head(key)
+
+    def touch(self, key: str) -> bool:
+        self.calls.append(("touch", key, None))
+        return self.inner.touch(key)
+
+    def delete(self, key: str) -> None:
+        self.calls.append(("delete", key, None))
+        self.inner.delete(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        self.calls.append(("list", prefix, None))
+        return self.inner.list(prefix)
+
+
+@pytest.fixture()
+def s3(moto_s3: MotoEndpoint) -> Iterator[S3BlobStore]:
+    store = make_s3(moto_s3, f"t-{secrets.token_hex(6)}/")
+    yield store
+    store.close()
+
+
+@pytest.fixture()
+def recorded(s3: S3BlobStore) -> Iterator[tuple[S3BlobStore, Recording]]:
+    rec = Recording(s3.client)
+    store = S3BlobStore(rec, s3.prefix, max_inflight=2)
+    yield store, rec
+    store.close()
+
+
+def keys(store: S3BlobStore, under: str) -> list[str]:
+    return [o.key[len(store.prefix):] for o in store.client.list(store.prefix + under)]
+
+
+def test_layout_blocks_by_digest_and_one_tail_object_per_state(s3: S3BlobStore) -> None:
+    s = Session(s3)
+    s.append([DATA[: MIB4 + 10]])
+    h = sha(DATA[:MIB4]).hex()
+    assert keys(s3, "blocks/") == [f"blocks/{h[:2]}/{h}"]
+    assert keys(s3, "staging/") == ["staging/sess/1/10"]
+    assert s3.client.get(s3.prefix + "staging/sess/1/10") == DATA[MIB4 : MIB4 + 10]
+    assert s3.client.get(s3.prefix + f"blocks/{h[:2]}/{h}") == DATA[:MIB4]
+
+
+def test_superseded_tails_do_not_pile_up(s3: S3BlobStore) -> None:
+    s = Session(s3)
+    for i in range(8):
+        s.append([DATA[i * 1000 : (i + 1) * 1000]])
+        # the acknowledged state, and at most the one before it (deleted by the next append)
+        assert len(keys(s3, "staging/sess/")) <= 2
+    assert keys(s3, "staging/sess/")[-1] == "staging/sess/0/8000"
+    assert run(seal(s3, "sess", 0, 8000)) == sha(DATA[:8000])
+
+
+def test_downloads_use_one_range_get_per_block_slice(recorded: tuple[S3BlobStore, Recording]) -> None:
+    store, rec = recorded
+    data = DATA[: 2 * MIB4 + 100]
+    digests, size = run(store.put_blocks(stream(split(data, 1 << 20)), NO_LIMIT))
+    rec.calls.clear()
+    start, end = 100, 2 * MIB4 + 50
+    assert read_all(store, digests, size, start, end) == data[start:end]
+    gets = [(key.rsplit("/", 1)[1], rng) for op, key, rng in rec.calls if op == "get"]
+    assert gets == [(digests[0].hex(), (100, MIB4)), (digests[1].hex(), (0, MIB4)), (digests[2].hex(), (0, 50))]
+
+
+def test_uploads_keep_a_bounded_number_of_blocks_in_flight(recorded: tuple[S3BlobStore, Recording]) -> None:
+    store, rec = recorded
+    data = DATA[:MIB4] * 6 + DATA[: MIB4 // 2]  # 26 MiB in 64 KiB chunks, faster than the PUTs
+    res = run(store.append_staged("big", 0, 0, stream(split(data, 65536)), NO_LIMIT))
+    assert len(res.new_blocks) == 6 and res.tail_length == MIB4 // 2
+    puts = [size for op, _, size in rec.calls if op == "put"]
+    assert max(puts) <= MIB4
+    assert 1 <= rec.max_active_puts <= store.max_inflight
+
+
+def test_a_slow_upload_renews_its_blocks_for_the_collector(s3: S3BlobStore) -> None:
+    rec = Recording(s3.client)
+    store = S3BlobStore(rec, s3.prefix, grace=0.4, max_inflight=1)  # renew after 0.1 s
+
+    async def slow() -> AsyncIterator[bytes]:
+        for part in split(DATA[: 3 * MIB4 // 1], MIB4 // 2):
+            await asyncio.sleep(0.03)
+            yield part
+
+    try:
+        res = run(store.append_staged("slow", 0, 0, slow(), NO_LIMIT))
+    finally:
+        store.close()
+    touched = {key.rsplit("/", 1)[1] for op, key, _ in rec.calls if op == "touch"}
+    assert touched and touched <= {d.hex() for d in res.new_blocks}
+
+
+def test_a_block_collected_during_a_slow_upload_fails_it_retryably(s3: S3BlobStore) -> None:
+    store = S3BlobStore(s3.client, s3.prefix, grace=0.2, max_inflight=1)
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield DATA[:MIB4]
+        await asyncio.sleep(0.3)
+        for o in list(s3.client.list(s3.prefix + "blocks/")):  # a collector ran meanwhile
+            s3.client.delete(o.key)
+        yield DATA[MIB4 : 2 * MIB4]
+
+    try:
+        with pytest.raises(StoreUnavailable):
+            run(store.append_staged("slow", 0, 0, slow(), NO_LIMIT))
+    finally:
+        store.close()
+
+
+def test_is_collectable() -> None:
+    assert isinstance(S3BlobStore.__new__(S3BlobStore), CollectableBlobStore)
+
+
+def test_collect_deletes_only_old_unreferenced_blocks_and_dead_staging(s3: S3BlobStore) -> None:
+    keep, drop = DATA[:1000], DATA[1000:2000]
+    (kd,), _ = run(s3.put_blocks(stream([keep]), NO_LIMIT))
+    (dd,), _ = run(s3.put_blocks(stream([drop]), NO_LIMIT))
+    Session(s3, "live").append([b"live tail"])
+    Session(s3, "dead").append([b"dead tail"])
+    young = s3.collect(set(), set(), cutoff=time.time() - 3600)
+    assert (young.blocks_deleted, young.blocks_kept_young, young.staging_removed) == (0, 2, 0)
+    stats = s3.collect({kd}, {"live"}, cutoff=time.time() + 5)
+    assert (stats.blocks_deleted, stats.bytes_freed, stats.staging_removed) == (1, 1000, 1)
+    assert read_all(s3, [kd], 1000, 0, 1000) == keep
+    with pytest.raises(OSError):
+        read_all(s3, [dd], 1000, 0, 1000)
+    assert keys(s3, "staging/") == ["staging/live/0/9"]
+
+
+def test_collect_keeps_a_block_put_again_after_its_listing(s3: S3BlobStore) -> None:
+    (digest,), _ = run(s3.put_blocks(stream([b"reused content"]), NO_LIMIT))
+
+    class StaleListing(Recording):
+        def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
+            self.inner.put(key, data)
+
+        def list(self, prefix: str) -> Iterator[ObjectInfo]:
+            for o in self.inner.list(prefix):
+                yield ObjectInfo(o.key, o.size, 0.0)  # listed as ancient
+
+        def head(self, key: str) -> ObjectInfo | None:
+            # an upload of the same content lands between the collector's listing and its re-check
+            self.inner.put(key, b"reused content")
+            return self.inner.head(key)
+
+    store = S3BlobStore(StaleListing(s3.client), s3.prefix)
+    try:
+        stats = store.collect(set(), set(), cutoff=time.time() - 60)
+    finally:
+        store.close()
+    assert (stats.blocks_deleted, stats.blocks_kept_young) == (0, 1)
+    assert read_all(s3, [digest], 14, 0, 14) == b"reused content"
+
+
+# -- URLs
+def test_url_parsing() -> None:
+    loc = S3Location.parse("s3://bkt/a/b/?endpoint_url=http://127.0.0.1:9000&region=eu-west-1")
+    assert (loc.bucket, loc.prefix, loc.endpoint_url, loc.region) == ("bkt", "a/b/", "http://127.0.0.1:9000",
+                                                                     "eu-west-1")
+    assert S3Location.parse("s3://bkt").prefix == ""
+    with_keys = S3Location.parse("s3://bkt/p?access_key=AK&secret_key=SK")
+    assert (with_keys.access_key, with_keys.secret_key) == ("AK", "SK")
+    assert "SK" not in with_keys.display() and "AK" not in with_keys.display()
+    for bad in ("file:///x", "s3:///nobucket", "s3://b/p?endpoint=x", "s3://b/p?access_key=AK"):
+        with pytest.raises(ValueError):
+            S3Location.parse(bad)
+
+
+# -- failures become StoreUnavailable, in bounded time
+def test_a_stopped_endpoint_gives_store_unavailable_quickly() -> None:
+    server, url = start_moto()
+    bucket = "stopping-" + secrets.token_hex(4)
+    create_bucket(url, bucket)
+    store = S3BlobStore.from_url(f"s3://{bucket}/p?endpoint_url={url}&region=us-east-1")
+    try:
+        s = Session(store)
+        s.append([b"before the outage"])
+        (digest,), _ = run(store.put_blocks(stream([b"a block"]), NO_LIMIT))
+        server.stop()
+        for attempt in (
+            lambda: s.append([b" more"]),
+            lambda: run(store.put_blocks(stream([DATA[:MIB4]]), NO_LIMIT)),
+            lambda: read_all(store, [digest], 7, 0, 7),
+            lambda: run(store.discard_staging("sess")),
+        ):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                attempt()
+            assert time.monotonic() - started < 15
+    finally:
+        store.close()
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """Answers every request with a 503 SlowDown, or hangs when the server's `hang` is set."""
+
+    def _answer(self) -> None:
+        self.server.hits += 1  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if self.server.hang:  # type: ignore[attr-defined]
+            time.sleep(5)
+            return
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        self.send_response(503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(params=["503", "hang"])
+def failing_endpoint(request: pytest.FixtureRequest) -> Iterator[Any]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Failing)
+    server.daemon_threads = True
+    server.hits = 0  # type: ignore[attr-defined]
+    server.hang = request.param == "hang"  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_failing_endpoint_gives_store_unavailable_after_bounded_retries(failing_endpoint: Any) -> None:
+    from localbox.stores.s3botocore import BotocoreS3Client
+
+    port = failing_endpoint.server_address[1]
+    location = S3Location.parse(f"s3://bkt/p?endpoint_url=http://127.0.0.1:{port}&region=us-east-1")
+    store = S3BlobStore(BotocoreS3Client(location, attempts=3, read_timeout=0.5), location.prefix)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            run(store.put_blocks(stream([b"some bytes"]), NO_LIMIT))
+        assert time.monotonic() - started < 10
+        assert failing_endpoint.hits == 3  # the first try and two retries, no more
+        with pytest.raises(StoreUnavailable):
+            read_all(store, [sha(b"x")], 1, 0, 1)
+    finally:
+        store.close()
+
+
+def test_botocore_is_imported_only_for_an_s3_url() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, localbox.app, localbox.cli, localbox.stores.s3; "
+            "assert 'botocore' not in sys.modules, 'botocore imported without an s3 URL'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
