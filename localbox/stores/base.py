@@ -124,31 +124,6 @@ class MetadataTx(Protocol):
         ...
     def search_entries(
         self, namespace_id: str, under_lower: str, terms: Sequence[str], kinds: Sequence[NameFilter], *,
-    # -- leases: any node serves any request (#5)
-    def lock_session(self, session_id: str, owner: str, now: float, until: float) -> bool:
-        """Take or renew the append lease of a session's staged bytes: True if it was free, had lapsed
-        (lock_until < now) or was already `owner`'s; False while another owner holds it."""
-        ...
-    def unlock_session(self, session_id: str, owner: str) -> None: ...
-    def claim_job(self, owner: str, now: float, until: float) -> Job | None:
-        """Lease the oldest runnable job to `owner` until `until`: pending, not held back (run_after >
-        now), not leased to a live owner, and first among its account's runnable pending jobs, so that
-        each account's batches run one at a time in arrival order whichever node runs them."""
-        ...
-    def renew_job(self, job_id: str, owner: str, until: float) -> bool:
-        """Extend `owner`'s lease; False if the job is no longer pending under that owner."""
-        ...
-    def hold_job(self, job_id: str, owner: str) -> bool:
-        """In the transaction that commits a job: lock its row and tell whether `owner` still holds it
-        pending.  A node whose lease lapsed (and was taken over) must not commit."""
-        ...
-    def release_job(self, job_id: str, owner: str, run_after: float | None) -> None:
-        """Give the job back (runnable by anyone from `run_after` on)."""
-        ...
-    def pending_before(self, account_id: str, created: float, now: float) -> bool:
-        """Whether the account has a runnable pending job created at or before `created`."""
-        ...
-
         by_relevance: bool, after: SearchKey | None, limit: int,
     ) -> list[tuple[Entry, SearchKey]]:
         """Entries strictly below `under_lower` ("" = the whole namespace) whose name (last path
