@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from localbox import __version__
+from localbox import __version__, backends
 from localbox.api.admin import AdminApi
 from localbox.api.context import Services
 from localbox.api.endpoint import Endpoint
@@ -44,7 +44,7 @@ from localbox.services.seed import Seed, Seeded, SeedService, load_seed
 from localbox.services.teams import TeamService
 from localbox.services.tree import TreeService
 from localbox.services.upload_sessions import SessionLimits, UploadSessionService
-from localbox.stores.localdisk import LocalDiskBlobStore
+from localbox.stores.base import MetadataStore
 from localbox.stores.memory import MemoryBlobStore
 from localbox.stores.sqlite import SqliteMetadataStore
 
@@ -54,20 +54,24 @@ DRAIN = "localbox.drain"  # lifespan state: an async callable that ends long wai
 
 @dataclass(frozen=True, slots=True)
 class Backends:
-    metadata: SqliteMetadataStore
-    blobs: LocalDiskBlobStore | MemoryBlobStore
+    metadata: MetadataStore
+    blobs: Any  # a BlobStore: LocalDiskBlobStore, MemoryBlobStore or S3BlobStore
+    urls: tuple[str, str] = ("", "")  # (database, blobs), as shown to people
 
     def describe(self) -> str:
         if isinstance(self.blobs, MemoryBlobStore):
             return "metadata=sqlite (in memory) blobs=memory: nothing is written to disk"
-        return f"metadata=sqlite:///{self.metadata.path} blobs=file://{self.blobs.root}"
+        return f"metadata={self.urls[0]} blobs={self.urls[1]}"
 
 
 def open_backends(settings: Settings) -> Backends:
+    """The stores `settings` name by URL (localbox/backends.py); raises BackendError, SchemaOutdated."""
     if settings.memory:
         return Backends(SqliteMetadataStore(settings.database_path, memory=True), MemoryBlobStore())
-    return Backends(SqliteMetadataStore(settings.database_path),
-                    LocalDiskBlobStore(settings.blob_root, grace=settings.gc_grace))
+    db, blobs = backends.database_url(settings), backends.blob_url(settings)
+    metadata = backends.open_metadata(db)
+    blob_store = backends.open_blobs(blobs, grace=settings.gc_grace)
+    return Backends(metadata, blob_store, (backends.describe(db), backends.describe(blobs)))
 
 
 def build_gc(settings: Settings, backends: Backends) -> GarbageCollector:

@@ -9,7 +9,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from localbox import __version__, cli_admin, cli_team
 from localbox.config import ConfigError, Settings, parse_size
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="where metadata and file bytes live (default ./localbox-data; "
                                       "env LOCALBOX_DATA_DIR)")
+    p.add_argument("--database-url", help="metadata database: sqlite:///PATH (default <data-dir>/metadata.sqlite3) "
+                                          "or postgresql://USER@HOST/DB (env LOCALBOX_DATABASE_URL)")
+    p.add_argument("--blob-url", help="file bytes: file:///PATH (default <data-dir>/blobs) or "
+                                      "s3://BUCKET/PREFIX?endpoint_url=...&region=... (env LOCALBOX_BLOB_URL)")
 
 
 def _gc_flags(p: argparse.ArgumentParser) -> None:
@@ -96,12 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     trevoke.add_argument("token", nargs="?", help="a token id from `token list`, or the token itself")
     trevoke.add_argument("--all", action="store_true", help="revoke every token of the account")
     _common(trevoke)
+    migrate = sub.add_parser("migrate", help="bring the metadata database to this localbox's schema (Alembic)")
+    _common(migrate)
     cli_team.add_parsers(sub, _common)
     cli_admin.add_parsers(sub, _common)
     return parser
 
 
-_SETTING_FLAGS = ("data_dir", "host", "port", "tls_cert", "tls_key", "tls", "tls_port", "tls_names",
+_SETTING_FLAGS = ("data_dir", "database_url", "blob_url", "host", "port",  # (backend URLs: #5)
+                  "tls_cert", "tls_key", "tls", "tls_port", "tls_names",
                   "session_ttl", "job_retention", "max_session_size", "quota", "log_level",
                   "gc_interval", "gc_grace", "revision_retention", "memory", "seed", "admin_token",
                   "request_log_size")
@@ -118,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"localbox: {e}")
     if args.command == "serve":
         serve(settings)
+    elif args.command == "migrate":
+        _migrate(settings)
     elif cli_admin.handles(args.command):
         cli_admin.run(settings, args)
     elif args.command == "account":
@@ -134,6 +143,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         _print_ca(settings)
     elif args.command == "gc":
         _gc(settings)
+
+
+def _migrate(settings: Settings) -> None:
+    from localbox.backends import BackendError, database_url, describe, migrate
+    from localbox.domain.errors import StoreUnavailable
+    from localbox.stores.schema_head import SchemaOutdated
+
+    url = database_url(settings)
+    try:
+        before, after = migrate(url)
+    except (BackendError, StoreUnavailable, SchemaOutdated) as e:
+        sys.exit(f"localbox: {e}")
+    if before == after:
+        print(f"{describe(url)}: schema already at revision {after}")
+    else:
+        print(f"{describe(url)}: schema migrated from {before or 'nothing'} to revision {after}")
+
+
+def metadata_store(settings: Settings) -> Any:
+    """The metadata store the admin commands work on: the same URL as `serve` (#5)."""
+    from localbox.backends import BackendError, database_url, open_metadata
+    from localbox.domain.errors import StoreUnavailable
+    from localbox.stores.schema_head import SchemaOutdated
+
+    try:
+        return open_metadata(database_url(settings))
+    except (BackendError, StoreUnavailable, SchemaOutdated) as e:
+        sys.exit(f"localbox: {e}")
 
 
 def _gc(settings: Settings) -> None:
@@ -165,14 +202,13 @@ def _print_ca(settings: Settings) -> None:
 
 def _account_create(settings: Settings, email: str, name: str | None, quota: str | None) -> None:
     from localbox.services.accounts import AccountExists, AccountService
-    from localbox.stores.sqlite import SqliteMetadataStore
 
     try:
         allocation = parse_size(quota) if quota is not None else None
     except ValueError as e:
         sys.exit(f"localbox: --quota: {e}")
     try:
-        account = AccountService(SqliteMetadataStore(settings.database_path)).create_account(email, name, allocation)
+        account = AccountService(metadata_store(settings)).create_account(email, name, allocation)
     except AccountExists:
         sys.exit(f"localbox: an account with email {email} already exists")
     print(f"created account {email} (root namespace {account.root_namespace_id})", file=sys.stderr)
@@ -196,14 +232,13 @@ def _token_create_any(settings: Settings, args: argparse.Namespace) -> None:
 
 def _token_create(settings: Settings, email: str, scopes: list[str] | None) -> str:
     from localbox.services.accounts import ALL_SCOPES, AccountService, UnknownAccount
-    from localbox.stores.sqlite import SqliteMetadataStore
 
     unknown = set(scopes or ()) - ALL_SCOPES
     if unknown:
         print(f"localbox: note: scope(s) not checked by any route yet: {', '.join(sorted(unknown))}",
               file=sys.stderr)
     try:
-        secret, token = AccountService(SqliteMetadataStore(settings.database_path)).create_token(email, scopes)
+        secret, token = AccountService(metadata_store(settings)).create_token(email, scopes)
     except UnknownAccount:
         sys.exit(f"localbox: no account with email {email}; create it with `localbox account create {email}`")
     print(f"token {token.token_id} for {email} with scopes: {' '.join(sorted(token.scopes))} "
@@ -216,10 +251,9 @@ def _token_list(settings: Settings, email: str) -> None:
     import time
 
     from localbox.services.accounts import AccountService, UnknownAccount
-    from localbox.stores.sqlite import SqliteMetadataStore
 
     try:
-        tokens = AccountService(SqliteMetadataStore(settings.database_path)).list_tokens(email)
+        tokens = AccountService(metadata_store(settings)).list_tokens(email)
     except UnknownAccount:
         sys.exit(f"localbox: no account with email {email}")
     for t in tokens:
@@ -229,12 +263,11 @@ def _token_list(settings: Settings, email: str) -> None:
 
 def _token_revoke(settings: Settings, email: str, which: str | None, everything: bool) -> None:
     from localbox.services.accounts import AccountService, UnknownAccount, UnknownToken
-    from localbox.stores.sqlite import SqliteMetadataStore
 
     if (which is None) != everything:
         sys.exit("localbox: token revoke needs a token id (or the token) or --all, not both")
     try:
-        revoked = AccountService(SqliteMetadataStore(settings.database_path)).revoke_tokens(email, which)
+        revoked = AccountService(metadata_store(settings)).revoke_tokens(email, which)
     except UnknownAccount:
         sys.exit(f"localbox: no account with email {email}")
     except UnknownToken:
@@ -263,7 +296,7 @@ def serve(settings: Settings) -> None:
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     listeners, tls_notes = _listeners(settings)
-    backends = open_backends(settings)
+    backends = _open_backends(settings, open_backends)
     generated_admin_token = settings.admin_token is None
     if generated_admin_token:
         settings = replace(settings, admin_token=secrets.token_urlsafe(24))
@@ -289,6 +322,18 @@ def serve(settings: Settings) -> None:
             loop="uvloop" if sys.platform != "win32" else "asyncio", timeout_keep_alive=30,
         )
     except ServeError as e:
+        sys.exit(f"localbox: {e}")
+
+
+def _open_backends(settings: Settings, opener: Any) -> Any:
+    """The stores `serve` uses, or a message saying what to do (migrate, install an extra, fix a URL)."""
+    from localbox.backends import BackendError
+    from localbox.domain.errors import StoreUnavailable
+    from localbox.stores.schema_head import SchemaOutdated
+
+    try:
+        return opener(settings)
+    except (BackendError, StoreUnavailable, SchemaOutdated) as e:
         sys.exit(f"localbox: {e}")
 
 

@@ -50,11 +50,11 @@ def parse_rate(text: str) -> float:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> None:
+    from localbox import cli
     from localbox.services.accounts import UnknownAccount
     from localbox.services.teams import TeamError, TeamService
-    from localbox.stores.sqlite import SqliteMetadataStore
 
-    teams = TeamService(SqliteMetadataStore(settings.database_path))
+    teams = TeamService(cli.metadata_store(settings))
     try:
         if args.action == "create":
             team = teams.create_team(args.name)
@@ -91,15 +91,15 @@ def run(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def create_team_token(settings: Settings, team_name: str, scopes: list[str] | None, rate: float | None) -> None:
+    from localbox import cli
     from localbox.services.teams import TEAM_SCOPES, TeamError, TeamService
-    from localbox.stores.sqlite import SqliteMetadataStore
 
     unknown = set(scopes or ()) - TEAM_SCOPES
     if unknown:
         print(f"localbox: note: scope(s) not checked by any route yet: {', '.join(sorted(unknown))}",
               file=sys.stderr)
     try:
-        secret, token = TeamService(SqliteMetadataStore(settings.database_path)).create_token(team_name, scopes, rate)
+        secret, token = TeamService(cli.metadata_store(settings)).create_token(team_name, scopes, rate)
     except TeamError as e:
         sys.exit(f"localbox: {e}")
     admin = token.admin_member_id or "none (the team has no admin yet)"
@@ -109,7 +109,7 @@ def create_team_token(settings: Settings, team_name: str, scopes: list[str] | No
 
 
 def set_token_rate(settings: Settings, secret: str, rate: float) -> None:
+    from localbox import cli
     from localbox.services.teams import TeamService
-    from localbox.stores.sqlite import SqliteMetadataStore
 
-    TeamService(SqliteMetadataStore(settings.database_path)).set_rate_limit(secret, rate)
+    TeamService(cli.metadata_store(settings)).set_rate_limit(secret, rate)

@@ -68,6 +68,10 @@ class Settings:
     """Everything `localbox` can be told.  Each field maps to --flag-name and LOCALBOX_FLAG_NAME."""
 
     data_dir: Path = field(default=Path("localbox-data"), metadata={"cast": _path})
+    # Backends by URL (#5): sqlite:///PATH or postgresql://...; file:///PATH or s3://BUCKET/PREFIX?....
+    # None: the embedded defaults under data_dir (localbox/backends.py).
+    database_url: str | None = field(default=None, metadata={"cast": str})
+    blob_url: str | None = field(default=None, metadata={"cast": str})
     host: str = field(default="127.0.0.1", metadata={"cast": str})
     port: int = field(default=8080, metadata={"cast": parse_port})
     tls_cert: Path | None = field(default=None, metadata={"cast": _path})

@@ -110,3 +110,4 @@ class Job:
     request: str  # JSON written by the service that launched the job
     result: str | None = None
     completed: float | None = None
+    run_after: float | None = None  # held back until then (a job_stuck fault); runs in order otherwise

@@ -118,6 +118,31 @@ class MetadataTx(Protocol):
     def pending_jobs(self) -> list[Job]: ...
     def delete_jobs_before(self, completed_before: float) -> int: ...
 
+    # -- leases: any node serves any request (#5)
+    def lock_session(self, session_id: str, owner: str, now: float, until: float) -> bool:
+        """Take or renew the append lease of a session's staged bytes: True if it was free, had lapsed
+        (lock_until < now) or was already `owner`'s; False while another owner holds it."""
+        ...
+    def unlock_session(self, session_id: str, owner: str) -> None: ...
+    def claim_job(self, owner: str, now: float, until: float) -> Job | None:
+        """Lease the oldest runnable job to `owner` until `until`: pending, not held back (run_after >
+        now), not leased to a live owner, and first among its account's runnable pending jobs, so that
+        each account's batches run one at a time in arrival order whichever node runs them."""
+        ...
+    def renew_job(self, job_id: str, owner: str, until: float) -> bool:
+        """Extend `owner`'s lease; False if the job is no longer pending under that owner."""
+        ...
+    def hold_job(self, job_id: str, owner: str) -> bool:
+        """In the transaction that commits a job: lock its row and tell whether `owner` still holds it
+        pending.  A node whose lease lapsed (and was taken over) must not commit."""
+        ...
+    def release_job(self, job_id: str, owner: str, run_after: float | None) -> None:
+        """Give the job back (runnable by anyone from `run_after` on)."""
+        ...
+    def pending_before(self, account_id: str, created: float, now: float) -> bool:
+        """Whether the account has a runnable pending job created at or before `created`."""
+        ...
+
     # -- change feeds and search
     def namespace_seqs(self, namespace_ids: Sequence[str]) -> dict[str, int]:
         """The change counter of each namespace that exists among `namespace_ids` (one read for all)."""

@@ -33,7 +33,10 @@ from localbox.domain.models import (
     Token,
     UploadSession,
 )
+from localbox.stores import migrate
 from localbox.stores.base import WORD_BREAKS, NameFilter, SearchKey
+from localbox.stores.schema_head import SchemaOutdated, outdated_message
+from localbox.stores.sqlite_leases import LeaseTxMixin
 from localbox.stores.sqlite_teams import TEAM_SCHEMA, TeamTxMixin
 
 T = TypeVar("T")
@@ -115,7 +118,7 @@ def _unpack(blob: bytes) -> list[bytes]:
     return [blob[i : i + DIGEST] for i in range(0, len(blob), DIGEST)]
 
 
-class _Tx(TeamTxMixin):
+class _Tx(TeamTxMixin, LeaseTxMixin):
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
@@ -179,7 +182,8 @@ class _Tx(TeamTxMixin):
     # -- sessions
     def insert_session(self, s: UploadSession) -> None:
         self.db.execute(
-            "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO sessions (session_id, account_id, session_type, offset, closed, created, expires, blocks, "
+            "state) VALUES (?,?,?,?,?,?,?,?,?)",
             (s.session_id, s.account_id, s.session_type.value, s.offset, int(s.closed), s.created,
              s.expires, _pack(s.blocks), s.state.value),
         )
@@ -366,12 +370,13 @@ class _Tx(TeamTxMixin):
     def _job(row: Any) -> Job | None:
         if row is None:
             return None
-        return Job(row[0], row[1], row[2], JobState(row[3]), row[4], row[5], row[6], row[7])
+        return Job(row[0], row[1], row[2], JobState(row[3]), row[4], row[5], row[6], row[7], row[10])
 
     def insert_job(self, j: Job) -> None:
         self.db.execute(
-            "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?)",
-            (j.job_id, j.account_id, j.kind, j.state.value, j.created, j.request, j.result, j.completed),
+            "INSERT INTO jobs (job_id, account_id, kind, state, created, request, result, completed, run_after) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (j.job_id, j.account_id, j.kind, j.state.value, j.created, j.request, j.result, j.completed, j.run_after),
         )
 
     def get_job(self, job_id: str) -> Job | None:
@@ -538,29 +543,43 @@ class SqliteMetadataStore:
             self._local.db = db
         return db
 
-    @staticmethod
-    def _create_or_upgrade(db: sqlite3.Connection) -> None:
+    def _create_or_upgrade(self, db: sqlite3.Connection) -> None:
+        """Bring the file to the schema HEAD (#5): the embedded default migrates itself on open."""
         db.execute("BEGIN IMMEDIATE")
         try:
-            has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if has_meta else None
-            version = int(row[0]) if row else None
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreUnavailable(f"{version=} is newer than this localbox ({SCHEMA_VERSION})")
-            if version == 1:
-                for statement in _UPGRADES_TO_2:
-                    db.execute(statement)
-            if version is not None and version < 3:
-                _upgrade_tokens_to_3(db)
-            for statement in (SCHEMA + TEAM_SCHEMA).split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            revision = migrate.sqlite_revision(db)
+            if revision is None:  # a fresh file: the schema at HEAD, in one transaction
+                migrate.create_sqlite(db)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif revision == "legacy":  # a file of a release before Alembic: to the baseline in place
+                self._upgrade_legacy(db)
+                migrate.stamp_sqlite(db, migrate.BASELINE)
+            elif revision not in migrate.REVISIONS:
+                raise SchemaOutdated(outdated_message(revision, f"sqlite:///{self.path}"))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:  # SQLite may have rolled back already (disk full)
                 db.execute("ROLLBACK")
             raise
+        if migrate.sqlite_revision(db) != migrate.HEAD:
+            migrate.upgrade(f"sqlite:///{self.path}")
+
+    @staticmethod
+    def _upgrade_legacy(db: sqlite3.Connection) -> None:
+        """Schema versions 1..3 of the releases before Alembic, brought to the baseline revision."""
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreUnavailable(f"{version=} is newer than this localbox ({SCHEMA_VERSION})")
+        if version == 1:
+            for statement in _UPGRADES_TO_2:
+                db.execute(statement)
+        if version is not None and version < 3:
+            _upgrade_tokens_to_3(db)
+        for statement in (SCHEMA + TEAM_SCHEMA).split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _write_loop(self) -> None:
         """Group commit: every write transaction queued meanwhile joins one SQLite transaction, each

@@ -1,4 +1,5 @@
-"""SqliteMetadataStore on a temporary file: transactions, compare-and-set, listings."""
+"""The MetadataStore contract, run against every backend: SQLite on a temporary file and PostgreSQL on a
+database of its own (tests/pg.py).  Transactions, compare-and-set, listings, leases."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,16 +28,35 @@ from localbox.domain.models import (
     UploadSession,
 )
 from localbox.stores.sqlite import SCHEMA_VERSION, SqliteMetadataStore
+from stores.legacy import make_legacy
 
 pytestmark = pytest.mark.unit
 
 
-def close(store: SqliteMetadataStore) -> None:
+def close(store: Any) -> None:
     asyncio.run(store.close())
 
 
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[SqliteMetadataStore]:
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="module")
+def pg_store() -> Iterator[Any]:
+    with pg.database() as url:
+        from localbox.stores.postgres import PostgresMetadataStore
+
+        s = PostgresMetadataStore(url)
+        yield s
+        close(s)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "postgres":
+        s = request.getfixturevalue("pg_store")
+        s.run_sync(lambda tx: tx.reset_all())  # each test starts from an empty database
+        yield s
+        return
     s = SqliteMetadataStore(tmp_path / "db" / "metadata.sqlite3")
     yield s
     close(s)
@@ -62,7 +83,7 @@ class Boom(Exception):
 
 
 # -- transactions --------------------------------------------------------------------------------
-def test_run_sync_commits(store: SqliteMetadataStore) -> None:
+def test_run_sync_commits(store: Any) -> None:
     a = account()
 
     def create(tx: Any) -> str:
@@ -76,7 +97,7 @@ def test_run_sync_commits(store: SqliteMetadataStore) -> None:
     assert store.run_sync(lambda tx: tx.namespace_owner(a.root_namespace_id)) == a.account_id
 
 
-def test_run_sync_rolls_back_on_error(store: SqliteMetadataStore) -> None:
+def test_run_sync_rolls_back_on_error(store: Any) -> None:
     a = account()
 
     def failing(tx: Any) -> None:
@@ -94,7 +115,7 @@ def test_run_sync_rolls_back_on_error(store: SqliteMetadataStore) -> None:
     assert store.run_sync(lambda tx: tx.get_account(a.account_id)) == a
 
 
-def test_async_run_commits_and_rolls_back(store: SqliteMetadataStore) -> None:
+def test_async_run_commits_and_rolls_back(store: Any) -> None:
     a, b = account(1), account(2)
 
     async def go() -> None:
@@ -124,7 +145,7 @@ def test_data_survives_reopen(tmp_path: Path) -> None:
         close(s2)
 
 
-def test_seq_counter(store: SqliteMetadataStore) -> None:
+def test_seq_counter(store: Any) -> None:
     store.run_sync(lambda tx: tx.insert_namespace("77", "dbid:x"))
     assert store.run_sync(lambda tx: tx.current_seq("77")) == 0
     assert store.run_sync(lambda tx: [tx.next_seq("77"), tx.next_seq("77")]) == [1, 2]
@@ -140,7 +161,7 @@ def test_seq_counter(store: SqliteMetadataStore) -> None:
 
 
 # -- sessions ------------------------------------------------------------------------------------
-def test_session_round_trip(store: SqliteMetadataStore) -> None:
+def test_session_round_trip(store: Any) -> None:
     blocks = [hashlib.sha256(bytes([i])).digest() for i in range(3)]
     s = session(offset=5, blocks=blocks)
     store.run_sync(lambda tx: tx.insert_session(s))
@@ -149,7 +170,7 @@ def test_session_round_trip(store: SqliteMetadataStore) -> None:
     assert store.run_sync(lambda tx: tx.get_session("nope")) is None
 
 
-def test_update_session_compare_and_set(store: SqliteMetadataStore) -> None:
+def test_update_session_compare_and_set(store: Any) -> None:
     store.run_sync(lambda tx: tx.insert_session(session(offset=0)))
     d = hashlib.sha256(b"x").digest()
     first = session(offset=100, blocks=[d])
@@ -166,7 +187,7 @@ def test_update_session_compare_and_set(store: SqliteMetadataStore) -> None:
     assert store.run_sync(lambda tx: tx.update_session(session("missing", 1), 0)) is False
 
 
-def test_pieces_ordered_and_replaced(store: SqliteMetadataStore) -> None:
+def test_pieces_ordered_and_replaced(store: Any) -> None:
     d1, d2, d3 = (hashlib.sha256(bytes([i])).digest() for i in range(3))
 
     def put(tx: Any) -> None:
@@ -181,7 +202,7 @@ def test_pieces_ordered_and_replaced(store: SqliteMetadataStore) -> None:
 
 
 # -- jobs ----------------------------------------------------------------------------------------
-def test_jobs_lifecycle(store: SqliteMetadataStore) -> None:
+def test_jobs_lifecycle(store: Any) -> None:
     jobs = [Job(f"j{i}", "dbid:x", "finish_batch", JobState.PENDING, created, "{}")
             for i, created in enumerate([5.0, 1.0, 3.0])]
 
@@ -203,7 +224,7 @@ def test_jobs_lifecycle(store: SqliteMetadataStore) -> None:
 
 
 # -- entries -------------------------------------------------------------------------------------
-def put_all(store: SqliteMetadataStore, entries: list[Entry]) -> None:
+def put_all(store: Any, entries: list[Entry]) -> None:
     def put(tx: Any) -> None:
         for e in entries:
             tx.put_entry(e)
@@ -211,13 +232,13 @@ def put_all(store: SqliteMetadataStore, entries: list[Entry]) -> None:
     store.run_sync(put)
 
 
-def listing(store: SqliteMetadataStore, ns: str, parent: str, **kw: Any) -> list[str]:
+def listing(store: Any, ns: str, parent: str, **kw: Any) -> list[str]:
     kw.setdefault("after", "")
     kw.setdefault("limit", 1000)
     return [e.path_lower for e in store.run_sync(lambda tx: tx.list_entries(ns, parent, **kw))]
 
 
-def test_entry_round_trip_and_replace(store: SqliteMetadataStore) -> None:
+def test_entry_round_trip_and_replace(store: Any) -> None:
     e = entry("1", "/a/b.txt", seq=3)
     e.blocks = [hashlib.sha256(b"1").digest(), hashlib.sha256(b"2").digest()]
     e.size, e.content_hash, e.rev = 7, "ab" * 32, "0123456789"
@@ -234,7 +255,7 @@ def test_entry_round_trip_and_replace(store: SqliteMetadataStore) -> None:
     assert store.run_sync(lambda tx: tx.get_entry("1", "/gone")) == dead
 
 
-def test_list_entries_children_and_recursive(store: SqliteMetadataStore) -> None:
+def test_list_entries_children_and_recursive(store: Any) -> None:
     paths = ["/b", "/a", "/a/z", "/a/c", "/a/c/d", "/ab", "/ab/x", "/a b", "/a.b"]
     put_all(store, [entry("1", p, seq=i + 1) for i, p in enumerate(paths)])
     put_all(store, [entry("2", "/a/other-namespace")])
@@ -251,7 +272,7 @@ def test_list_entries_children_and_recursive(store: SqliteMetadataStore) -> None
     assert listing(store, "1", "", recursive=True, max_seq=2) == ["/a", "/b"]
 
 
-def test_list_entries_like_wildcards_are_literal(store: SqliteMetadataStore) -> None:
+def test_list_entries_like_wildcards_are_literal(store: Any) -> None:
     paths = ["/a_b", "/a_b/in", "/axb", "/axb/out", "/p%", "/p%/in", "/pq", "/pq/out", "/s\\", "/s\\/in", "/sx/out"]
     put_all(store, [entry("1", p) for p in paths])
     assert listing(store, "1", "/a_b", recursive=True) == ["/a_b/in"]
@@ -264,8 +285,11 @@ _NAMES = st.text(st.sampled_from("ab_%\\ .é"), min_size=1, max_size=2)
 _PATHS = st.lists(_NAMES, min_size=1, max_size=3).map(lambda ns: "".join("/" + n for n in ns))
 
 
-@pytest.fixture(scope="module")
-def shared_store() -> Iterator[SqliteMetadataStore]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "postgres":
+        yield request.getfixturevalue("pg_store")
+        return
     with tempfile.TemporaryDirectory() as d:
         s = SqliteMetadataStore(Path(d) / "m.sqlite3")
         yield s
@@ -285,7 +309,7 @@ _ns_counter = itertools.count(1)
     max_seq=st.one_of(st.none(), st.integers(0, 8)),
 )
 def test_list_entries_matches_oracle(
-    shared_store: SqliteMetadataStore, items: dict[str, int], parent_pick: int, recursive: bool, limit: int,
+    shared_store: Any, items: dict[str, int], parent_pick: int, recursive: bool, limit: int,
     min_seq: int | None, max_seq: int | None,
 ) -> None:
     ns = f"hyp{next(_ns_counter)}"
@@ -326,7 +350,7 @@ def test_list_entries_matches_oracle(
     span=st.integers(0, 25),
 )
 def test_list_changes_matches_oracle(
-    shared_store: SqliteMetadataStore, items: list[str], parent_pick: int, recursive: bool, limit: int,
+    shared_store: Any, items: list[str], parent_pick: int, recursive: bool, limit: int,
     since: int, span: int,
 ) -> None:
     """The change feed query: below the folder, since < seq <= upto, in seq order, paged by seq."""
@@ -353,7 +377,7 @@ def test_list_changes_matches_oracle(
     assert got == expected
 
 
-def test_byte_count_follows_writes_replacements_and_deletions(store: SqliteMetadataStore) -> None:
+def test_byte_count_follows_writes_replacements_and_deletions(store: Any) -> None:
     a = account(7)
 
     def setup(tx: Any) -> None:
@@ -390,10 +414,10 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
 
     first.run_sync(setup)
     close(first)
-    # Make it what version 1 wrote: no quota, no byte counter.
+    # Make it what version 1 wrote: no quota, no byte counter (and no Alembic yet).
+    make_legacy(path, 1)
     db = sqlite3.connect(path)
-    db.executescript("ALTER TABLE accounts DROP COLUMN quota; ALTER TABLE namespaces DROP COLUMN bytes_used;"
-                     "DROP INDEX revisions_path; UPDATE meta SET value='1' WHERE key='schema_version';")
+    db.executescript("DROP INDEX revisions_path;")
     db.close()
 
     again = SqliteMetadataStore(path)
