@@ -13,6 +13,7 @@ from bench.benchmarks import (
     metadata_load,
     parallel,
     rclone_copy,
+    s3_session,
     session,
     small_files,
 )
@@ -48,5 +49,9 @@ BENCHMARKS: dict[str, tuple[str, RunFn]] = {
     "rclone_copy": (
         "Debian rclone: copy 1000 x 1 KiB files, batch mode sync, --transfers 4 and 16, over HTTPS",
         rclone_copy.run,
+    ),
+    "s3_session": (
+        "one 512 MiB session (256 quick) through localbox on S3 (moto on loopback) vs local disk, raw PUTs",
+        s3_session.run,
     ),
 }

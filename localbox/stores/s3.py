@@ -72,10 +72,13 @@ class S3BlobStore:
 
     @classmethod
     def from_url(cls, url: str, *, grace: float = 3600.0) -> S3BlobStore:
-        """A store for `s3://BUCKET/PREFIX?endpoint_url=...&region=...` on botocore (imported only here)."""
-        from localbox.stores.s3botocore import BotocoreS3Client
-
+        """A store for `s3://BUCKET/PREFIX?endpoint_url=...&region=...` on botocore (imported only here).
+        ValueError for a URL it cannot use, a missing botocore included (the message says what to install)."""
         location = S3Location.parse(url)
+        try:
+            from localbox.stores.s3botocore import BotocoreS3Client
+        except ImportError as e:
+            raise ValueError(f'S3 blob storage needs botocore: pip install "localbox[s3]" ({e})') from None
         return cls(BotocoreS3Client(location), location.prefix, grace=grace, url=location.display())
 
     def close(self) -> None:
