@@ -80,7 +80,8 @@ def build_gc(settings: Settings, backends: Backends) -> GarbageCollector:
 
 
 def build_services(settings: Settings, backends: Backends, batch_faults: BatchFaults | None = None) -> Services:
-    limits = SessionLimits(ttl_seconds=settings.session_ttl, max_session_size=settings.max_session_size)
+    limits = SessionLimits(ttl_seconds=settings.session_ttl, max_session_size=settings.max_session_size,
+                           max_open_sessions=settings.max_open_sessions)
     return Services(
         accounts=AccountService(backends.metadata),
         sessions=UploadSessionService(backends.metadata, backends.blobs, limits),
@@ -114,6 +115,7 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     book = FaultBook()
     request_log = RequestLog(settings.request_log_size)
     services = build_services(settings, backends, BatchFaultHooks(book))
+    services.batches.max_pending_jobs = settings.max_pending_jobs
     seeder = SeedService(services.accounts, services.sessions, services.tree, settings.quota)
     seeded = Seeded()
 

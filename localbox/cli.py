@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-token", help="token of the admin API under /admin/ (faults, reset, request log); "
                                              "default: generated and printed (env LOCALBOX_ADMIN_TOKEN)")
     serve.add_argument("--request-log-size", help="how many calls the request log keeps (default 2000)")
+    serve.add_argument("--max-open-sessions", help="open upload sessions per account before 429 (default 10000)")
+    serve.add_argument("--max-pending-jobs", help="pending batch jobs per account before 429 (default 1000)")
+    serve.add_argument("--header-timeout", help="close a connection whose request headers take longer (default 20s)")
+    serve.add_argument("--body-timeout", help="close a connection silent this long inside a request body (default 60s)")
+    serve.add_argument("--max-connections", help="open connections before new requests get 503 (default 1000)")
 
     account = sub.add_parser("account", help="manage accounts")
     asub = account.add_subparsers(dest="action", required=True)
@@ -111,7 +116,8 @@ _SETTING_FLAGS = ("data_dir", "database_url", "blob_url", "host", "port",  # (ba
                   "tls_cert", "tls_key", "tls", "tls_port", "tls_names",
                   "session_ttl", "job_retention", "max_session_size", "quota", "log_level",
                   "gc_interval", "gc_grace", "revision_retention", "memory", "seed", "admin_token",
-                  "request_log_size")
+                  "request_log_size", "max_open_sessions", "max_pending_jobs",
+                  "header_timeout", "body_timeout", "max_connections")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -291,6 +297,7 @@ def _tune_malloc() -> None:
 def serve(settings: Settings) -> None:
     _tune_malloc()
     from localbox.app import create_app, open_backends
+    from localbox.http_limits import guarded_protocol
     from localbox.serving import ServeError
     from localbox.serving import serve as serve_listeners
 
@@ -318,7 +325,9 @@ def serve(settings: Settings) -> None:
               f"localbox token create you@example.com --data-dir {settings.data_dir}", flush=True)
     try:
         serve_listeners(
-            app, listeners, log_level=settings.log_level.lower(), access_log=False, http="httptools",
+            app, listeners, log_level=settings.log_level.lower(), access_log=False,
+            http=guarded_protocol(settings.header_timeout, settings.body_timeout),
+            limit_concurrency=settings.max_connections or None,
             loop="uvloop" if sys.platform != "win32" else "asyncio", timeout_keep_alive=30,
         )
     except ServeError as e:

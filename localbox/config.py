@@ -103,6 +103,14 @@ class Settings:
     gc_interval: float = field(default=900.0, metadata={"cast": parse_duration})
     gc_grace: float = field(default=3600.0, metadata={"cast": parse_duration})
     revision_retention: float = field(default=30 * 86400.0, metadata={"cast": parse_duration})
+    # Per-account caps (answered 429 too_many_requests; 0: no cap): open upload sessions, pending batch jobs.
+    max_open_sessions: int = field(default=10_000, metadata={"cast": int})
+    max_pending_jobs: int = field(default=1_000, metadata={"cast": int})
+    # Slow and greedy clients (localbox/http_limits.py): request headers complete within header_timeout,
+    # no gap longer than body_timeout inside a body, at most max_connections open (503 past it).
+    header_timeout: float = field(default=20.0, metadata={"cast": parse_duration})
+    body_timeout: float = field(default=60.0, metadata={"cast": parse_duration})
+    max_connections: int = field(default=1000, metadata={"cast": int})
 
     @property
     def database_path(self) -> Path:

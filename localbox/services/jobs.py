@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from localbox.domain.errors import CallError, DomainError, PollFailure, StoreUnavailable
 from localbox.domain.models import Entry, EntryKind, Job, JobState
+from localbox.services.account_limits import DEFAULT_MAX_PENDING_JOBS, check_pending_jobs
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec
 from localbox.services.tree import copy_many_tx, create_folders_tx, delete_many_tx, move_many_tx
@@ -133,6 +134,7 @@ class BatchService:
         self.retention = retention_seconds
         self.faults = faults
         self._timers: set[asyncio.TimerHandle] = set()  # jobs held back by a job_stuck fault
+        self.max_pending_jobs = DEFAULT_MAX_PENDING_JOBS  # per account (account_limits.py); 0: none
         self._queues: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -290,7 +292,12 @@ class BatchService:
                            "quota": caller.quota, **request})
         job = Job(job_id=new_job_id(), account_id=caller.account.account_id, kind=kind,
                   state=JobState.PENDING, created=time.time(), request=text)
-        await self.store.run(lambda tx: tx.insert_job(job))
+
+        def _insert_within_limit(tx: MetadataTx) -> None:
+            check_pending_jobs(tx, job.account_id, self.max_pending_jobs)
+            tx.insert_job(job)
+
+        await self.store.run(_insert_within_limit)
         self._enqueue(job.account_id, self._job_runner(job.job_id))
         return job.job_id
 

@@ -20,6 +20,7 @@ from functools import partial
 from localbox.domain.content_hash import BLOCK_SIZE, ContentHasher, hash_from_digests
 from localbox.domain.errors import CallError, DomainError, SessionLookupError, WriteFailure, incorrect_offset
 from localbox.domain.models import Entry, Piece, SessionState, SessionType, UploadSession
+from localbox.services.account_limits import DEFAULT_MAX_OPEN_SESSIONS, check_open_sessions
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec, Content, FolderCache, commit_file_tx
 from localbox.stores.base import BlobStore, BodyTooLarge, MetadataStore, MetadataTx, StagedAppend
@@ -32,6 +33,7 @@ class SessionLimits:
     ttl_seconds: float = 7 * 24 * 3600
     max_session_size: int = 2**41 - 2**22  # files.stone; older docs said 350 GB
     max_request_body: int = MAX_REQUEST_BODY
+    max_open_sessions: int = DEFAULT_MAX_OPEN_SESSIONS  # per account (account_limits.py); 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +184,16 @@ class UploadSessionService:
                 await self.blobs.discard_staging(session.session_id)
                 raise
             session = self._advanced(session, staged, close)
-        await self.store.run(lambda tx: tx.insert_session(session))
+
+        def _insert_within_limit(tx: MetadataTx) -> None:
+            check_open_sessions(tx, session.account_id, now, 1, self.limits.max_open_sessions)
+            tx.insert_session(session)
+
+        try:
+            await self.store.run(_insert_within_limit)
+        except BaseException:
+            await self.blobs.discard_staging(session.session_id)
+            raise
         return session.session_id
 
     async def start_batch(self, caller: Caller, *, session_type: SessionType, count: int) -> list[str]:
@@ -195,6 +206,7 @@ class UploadSessionService:
         ]
 
         def _insert(tx: MetadataTx) -> None:
+            check_open_sessions(tx, caller.account.account_id, now, count, self.limits.max_open_sessions)
             for s in sessions:
                 tx.insert_session(s)
 

@@ -103,6 +103,12 @@ class MetadataTx(Protocol):
     def open_session_ids(self) -> set[str]:
         """Ids of the upload sessions not yet committed (their staged bytes are live)."""
         ...
+    def count_open_sessions(self, account_id: str, now: float) -> int:
+        """Upload sessions of the account neither committed nor expired at `now` (per-account limit)."""
+        ...
+    def count_pending_jobs(self, account_id: str) -> int:
+        """Jobs of the account not yet complete or failed (per-account limit)."""
+        ...
     def expire_revisions(self, superseded_before: float) -> int:
         """Forget kept versions that stopped being current (replaced or deleted) before the given
         time; returns how many went."""

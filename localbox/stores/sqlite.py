@@ -355,6 +355,16 @@ class _Tx(TeamTxMixin, LeaseTxMixin):
     def open_session_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT session_id FROM sessions WHERE state='open'")}
 
+    def count_open_sessions(self, account_id: str, now: float) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM sessions WHERE account_id=? AND state='open' AND expires>?",
+                              (account_id, now)).fetchone()
+        return int(row[0])
+
+    def count_pending_jobs(self, account_id: str) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM jobs WHERE state=? AND account_id=?",
+                              (JobState.PENDING.value, account_id)).fetchone()
+        return int(row[0])
+
     def expire_revisions(self, superseded_before: float) -> int:
         # A version stopped being current when something newer of the same file id was written: a
         # later version or a deletion marker (both carry a higher seq of that namespace).
