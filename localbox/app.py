@@ -37,10 +37,12 @@ from localbox.services.admin import AdminService
 from localbox.services.changes import ChangeFeed
 from localbox.services.files import FileService
 from localbox.services.gc import GarbageCollector
+from localbox.services.job_leases import JobClaimer
 from localbox.services.jobs import BatchFaults, BatchService
 from localbox.services.rate_limits import RateLimiter
 from localbox.services.search import SearchService
 from localbox.services.seed import Seed, Seeded, SeedService, load_seed
+from localbox.services.session_leases import SessionLeases
 from localbox.services.teams import TeamService
 from localbox.services.tree import TreeService
 from localbox.services.upload_sessions import SessionLimits, UploadSessionService
@@ -74,6 +76,12 @@ def open_backends(settings: Settings) -> Backends:
     return Backends(metadata, blob_store, (backends.describe(db), backends.describe(blobs)))
 
 
+def _claimer(backends: Backends) -> JobClaimer:
+    """Jobs are claimed with leases; a SQLite file has one server, which may take every lease back
+    at its start (several nodes share only a PostgreSQL database, #5)."""
+    return JobClaimer(backends.metadata, exclusive=isinstance(backends.metadata, SqliteMetadataStore))
+
+
 def build_gc(settings: Settings, backends: Backends) -> GarbageCollector:
     return GarbageCollector(backends.metadata, backends.blobs, grace=settings.gc_grace,
                             revision_retention=settings.revision_retention)
@@ -85,7 +93,8 @@ def build_services(settings: Settings, backends: Backends, batch_faults: BatchFa
     return Services(
         accounts=AccountService(backends.metadata),
         sessions=UploadSessionService(backends.metadata, backends.blobs, limits),
-        batches=BatchService(backends.metadata, backends.blobs, settings.job_retention, batch_faults),
+        batches=BatchService(backends.metadata, backends.blobs, settings.job_retention, batch_faults,
+                             claimer=_claimer(backends)),
         files=FileService(backends.metadata, backends.blobs),
         tree=TreeService(backends.metadata),
         changes=ChangeFeed(backends.metadata),
@@ -116,6 +125,8 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     request_log = RequestLog(settings.request_log_size)
     services = build_services(settings, backends, BatchFaultHooks(book))
     services.batches.max_pending_jobs = settings.max_pending_jobs
+    if not isinstance(backends.metadata, SqliteMetadataStore):  # several nodes may share it (#5)
+        services.sessions.leases = SessionLeases(backends.metadata)
     seeder = SeedService(services.accounts, services.sessions, services.tree, settings.quota)
     seeded = Seeded()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import secrets
 import socket
 import subprocess
@@ -32,6 +34,19 @@ class Account:
     token: str
 
 
+def backend_args() -> list[str]:
+    """`serve` flags of the metadata backend the tests run on: none for the embedded default; with
+    LOCALBOX_TEST_BACKEND=postgres, a database made for this server (migrated, dropped at exit)."""
+    if os.environ.get("LOCALBOX_TEST_BACKEND", "sqlite") != "postgres":
+        return []
+    import pg
+
+    pg.require()
+    url = pg.create_database()
+    atexit.register(pg.drop_database, url)
+    return ["--database-url", url]
+
+
 class LocalServer:
     """A `localbox serve` subprocess with its own data dir.  `https`: the server speaks HTTPS on its port
     (extra_args carry `--tls` or `--tls-cert`); `tls_port`: it also serves HTTPS on `self.tls_port`."""
@@ -40,6 +55,9 @@ class LocalServer:
                  tls_port: bool = False) -> None:
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        # LOCALBOX_TEST_BACKEND=postgres: the same tests on a fresh PostgreSQL database each (#5).
+        self.backend_args = backend_args() if "--database-url" not in self.extra_args else []
+        self.extra_args += self.backend_args
         self.port = free_port()
         self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self.tls_port = free_port() if tls_port else None
@@ -104,7 +122,7 @@ class LocalServer:
     # -- admin CLI -------------------------------------------------------------------
     def cli(self, *args: str) -> str:
         out = subprocess.run(
-            [*LOCALBOX, *args, "--data-dir", str(self.data_dir)],
+            [*LOCALBOX, *args, "--data-dir", str(self.data_dir), *self.backend_args],
             capture_output=True, text=True, timeout=60,
         )
         if out.returncode != 0:

@@ -145,6 +145,9 @@ class MetadataTx(Protocol):
     def release_job(self, job_id: str, owner: str, run_after: float | None) -> None:
         """Give the job back (runnable by anyone from `run_after` on)."""
         ...
+    def release_leases(self) -> int:
+        """Forget every job lease (a store one node owns, as that node starts); returns how many."""
+        ...
     def pending_before(self, account_id: str, created: float, now: float) -> bool:
         """Whether the account has a runnable pending job created at or before `created`."""
         ...

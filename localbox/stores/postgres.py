@@ -398,6 +398,17 @@ class _Tx(PgTeamTxMixin):
         self._x("UPDATE jobs SET owner=NULL, lease_until=NULL, run_after=%s WHERE job_id=%s AND owner=%s",
                 (run_after, job_id, owner))
 
+    def release_leases(self) -> int:
+        return self._x("UPDATE jobs SET owner=NULL, lease_until=NULL WHERE owner IS NOT NULL").rowcount
+
+    def count_open_sessions(self, account_id: str, now: float) -> int:
+        return int(self._one("SELECT COUNT(*) FROM sessions WHERE account_id=%s AND state='open' AND expires > %s",
+                             account_id, now)[0])
+
+    def count_pending_jobs(self, account_id: str) -> int:
+        return int(self._one("SELECT COUNT(*) FROM jobs WHERE state=%s AND account_id=%s",
+                             JobState.PENDING.value, account_id)[0])
+
     def pending_before(self, account_id: str, created: float, now: float) -> bool:
         row = self._one("SELECT 1 FROM jobs WHERE account_id=%s AND state='pending' "
                         "AND (run_after IS NULL OR run_after <= %s) AND created <= %s LIMIT 1",

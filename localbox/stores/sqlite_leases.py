@@ -70,6 +70,9 @@ class LeaseTxMixin:
         self.db.execute("UPDATE jobs SET owner=NULL, lease_until=NULL, run_after=? WHERE job_id=? AND owner=?",
                         (run_after, job_id, owner))
 
+    def release_leases(self) -> int:
+        return self.db.execute("UPDATE jobs SET owner=NULL, lease_until=NULL WHERE owner IS NOT NULL").rowcount
+
     def pending_before(self, account_id: str, created: float, now: float) -> bool:
         row = self.db.execute(PENDING_BEFORE, {"account": account_id, "created": created, "now": now}).fetchone()
         return row is not None
