@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from localbox import __version__, cli_admin, cli_team
+from localbox import __version__, cli_admin, cli_client, cli_team
 from localbox.config import ConfigError, Settings, parse_size
 
 if TYPE_CHECKING:
@@ -113,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _SETTING_FLAGS = ("data_dir", "database_url", "blob_url", "host", "port",  # (backend URLs: #5)
+    cli_client.add_parsers(sub)
                   "tls_cert", "tls_key", "tls", "tls_port", "tls_names",
                   "session_ttl", "job_retention", "max_session_size", "quota", "log_level",
                   "gc_interval", "gc_grace", "revision_retention", "memory", "seed", "admin_token",
@@ -127,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         flags["tls_names"] = ",".join(flags["tls_names"])
     try:
         settings = Settings.load(flags, os.environ)
+    if cli_client.handles(args.command):  # upload/download/ls talk HTTP: no server settings apply
+        cli_client.run(args)
     except ConfigError as e:
         sys.exit(f"localbox: {e}")
     if args.command == "serve":
