@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -32,6 +33,9 @@ from localbox.faults.batches import BatchFaultHooks
 from localbox.faults.calls import RequestLog
 from localbox.faults.middleware import CallMiddleware
 from localbox.faults.model import FaultBook
+from localbox.observability.metrics import Metrics, ObservabilityMiddleware
+from localbox.observability.routes import ObservabilityRoutes
+from localbox.services import inspection
 from localbox.services.accounts import AccountService
 from localbox.services.admin import AdminService
 from localbox.services.changes import ChangeFeed
@@ -142,6 +146,9 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     admin_api = AdminApi(admin_token, book, request_log, admin, seeder)
     endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS,
                                    **users_handlers.HANDLERS, **tree_handlers.HANDLERS,
+    metrics = Metrics()  # /metrics, /healthz, /readyz and request ids (#9)
+    views = inspection.InspectService(backends.metadata, backends.blobs)
+    observability = ObservabilityRoutes(metrics, views)
                                    **listing_handlers.HANDLERS, **search_handlers.HANDLERS,
                                    **team_handlers.HANDLERS}, CallFaults(book, admin))
 
@@ -199,7 +206,9 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
             await backends.metadata.close()
 
     app = _App(
-        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home), *admin_api.routes()],
+        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home), *admin_api.routes(),
+                *observability.routes()],
+        middleware=[Middleware(ObservabilityMiddleware, metrics=metrics, routes=set(endpoint.handlers))],
         lifespan=lifespan,
     )
     app.request_log = request_log
@@ -207,3 +216,4 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     app.state.faults = book
     app.state.seeded = seeded
     return app
+    app.state.metrics = metrics

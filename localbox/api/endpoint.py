@@ -25,6 +25,7 @@ from localbox.domain.errors import (
     RateLimited,
     StoreUnavailable,
 )
+from localbox.observability.context import REQUEST_ID_KEY
 from localbox.services.accounts import Caller
 from localbox.services.teams import TeamPrincipal, TransportLimitReached
 from localbox.services.upload_sessions import Body
@@ -82,7 +83,8 @@ class Endpoint:
             raise RuntimeError(f"handlers for unknown routes: {sorted(missing)}")
 
     async def __call__(self, request: Request) -> Response:
-        request_id = secrets.token_hex(16)
+        # The id the observability middleware gave this request (its log lines carry it too).
+        request_id = request.scope.get(REQUEST_ID_KEY) or secrets.token_hex(16)
         route_path = request.path_params["route"]
         route = ROUTES.get(route_path)
         try:

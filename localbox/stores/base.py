@@ -301,3 +301,39 @@ class NameFilter:
     kind: str  # an EntryKind value
     suffixes: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A batch job without its request and result (lists of jobs for the console and /metrics)."""
+
+    job_id: str
+    account_id: str
+    kind: str
+    state: str  # a JobState value
+    created: float
+    completed: float | None
+
+
+@runtime_checkable
+class InspectTx(Protocol):
+    """Optional capability (#9): server-wide listings for the web console and /metrics.  A backend
+    without it still serves the API; the console then says what it cannot show."""
+
+    def list_accounts(self, limit: int) -> list[Account]:
+        """Accounts by email."""
+        ...
+
+    def list_teams(self, limit: int) -> list[Team]: ...
+
+    def list_open_sessions(self, limit: int) -> list[UploadSession]:
+        """Upload sessions not yet committed, newest first, without their block lists."""
+        ...
+
+    def list_job_rows(self, limit: int, account_id: str | None = None) -> list[JobRow]:
+        """Batch jobs, newest first."""
+        ...
+
+    def jobs_completed_after(self, after: float, limit: int) -> list[JobRow]:
+        """Jobs that finished after `after`, oldest first."""
+        ...

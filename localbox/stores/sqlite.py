@@ -36,6 +36,7 @@ from localbox.domain.models import (
 from localbox.stores import migrate
 from localbox.stores.base import WORD_BREAKS, NameFilter, SearchKey
 from localbox.stores.schema_head import SchemaOutdated, outdated_message
+from localbox.stores.sqlite_inspect import InspectTxMixin
 from localbox.stores.sqlite_leases import LeaseTxMixin
 from localbox.stores.sqlite_teams import TEAM_SCHEMA, TeamTxMixin
 
@@ -118,7 +119,7 @@ def _unpack(blob: bytes) -> list[bytes]:
     return [blob[i : i + DIGEST] for i in range(0, len(blob), DIGEST)]
 
 
-class _Tx(TeamTxMixin, LeaseTxMixin):
+class _Tx(TeamTxMixin, LeaseTxMixin, InspectTxMixin):
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
