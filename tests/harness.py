@@ -56,8 +56,12 @@ class LocalServer:
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         # LOCALBOX_TEST_BACKEND=postgres: the same tests on a fresh PostgreSQL database each (#5).
-        self.backend_args = backend_args() if "--database-url" not in self.extra_args else []
-        self.extra_args += self.backend_args
+        if "--database-url" in self.extra_args:  # the admin CLI works on the same database
+            at = self.extra_args.index("--database-url")
+            self.backend_args = self.extra_args[at : at + 2]
+        else:
+            self.backend_args = backend_args()
+            self.extra_args += self.backend_args
         self.port = free_port()
         self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self.tls_port = free_port() if tls_port else None

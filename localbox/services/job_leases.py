@@ -81,6 +81,7 @@ class JobClaimer:
                 log.info("resuming %d pending job(s)", released)
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._loop(dispatch))
+        log.info("jobs: this node claims jobs as %s (lease %gs)", self.node, self.lease)
 
     async def stop(self) -> None:
         if self._task is not None:
