@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -33,23 +32,19 @@ from localbox.faults.batches import BatchFaultHooks
 from localbox.faults.calls import RequestLog
 from localbox.faults.middleware import CallMiddleware
 from localbox.faults.model import FaultBook
-from localbox.observability.metrics import Metrics, ObservabilityMiddleware
-from localbox.observability.routes import ObservabilityRoutes
-from localbox.services import inspection
 from localbox.services.accounts import AccountService
 from localbox.services.admin import AdminService
 from localbox.services.changes import ChangeFeed
 from localbox.services.files import FileService
 from localbox.services.gc import GarbageCollector
-from localbox.services.job_leases import JobClaimer
 from localbox.services.jobs import BatchFaults, BatchService
 from localbox.services.rate_limits import RateLimiter
 from localbox.services.search import SearchService
 from localbox.services.seed import Seed, Seeded, SeedService, load_seed
-from localbox.services.session_leases import SessionLeases
 from localbox.services.teams import TeamService
 from localbox.services.tree import TreeService
 from localbox.services.upload_sessions import SessionLimits, UploadSessionService
+from localbox.services.write_locks import LocalNamespaceLocks
 from localbox.stores.base import MetadataStore
 from localbox.stores.memory import MemoryBlobStore
 from localbox.stores.sqlite import SqliteMetadataStore
@@ -80,12 +75,6 @@ def open_backends(settings: Settings) -> Backends:
     return Backends(metadata, blob_store, (backends.describe(db), backends.describe(blobs)))
 
 
-def _claimer(backends: Backends) -> JobClaimer:
-    """Jobs are claimed with leases; a SQLite file has one server, which may take every lease back
-    at its start (several nodes share only a PostgreSQL database, #5)."""
-    return JobClaimer(backends.metadata, exclusive=isinstance(backends.metadata, SqliteMetadataStore))
-
-
 def build_gc(settings: Settings, backends: Backends) -> GarbageCollector:
     return GarbageCollector(backends.metadata, backends.blobs, grace=settings.gc_grace,
                             revision_retention=settings.revision_retention)
@@ -94,13 +83,14 @@ def build_gc(settings: Settings, backends: Backends) -> GarbageCollector:
 def build_services(settings: Settings, backends: Backends, batch_faults: BatchFaults | None = None) -> Services:
     limits = SessionLimits(ttl_seconds=settings.session_ttl, max_session_size=settings.max_session_size,
                            max_open_sessions=settings.max_open_sessions)
+    write_locks = LocalNamespaceLocks(settings.write_wait)  # one per process: commits per namespace (#4)
     return Services(
         accounts=AccountService(backends.metadata),
-        sessions=UploadSessionService(backends.metadata, backends.blobs, limits),
+        sessions=UploadSessionService(backends.metadata, backends.blobs, limits, write_locks=write_locks),
         batches=BatchService(backends.metadata, backends.blobs, settings.job_retention, batch_faults,
-                             claimer=_claimer(backends)),
+                             write_locks=write_locks),
         files=FileService(backends.metadata, backends.blobs),
-        tree=TreeService(backends.metadata),
+        tree=TreeService(backends.metadata, write_locks),
         changes=ChangeFeed(backends.metadata),
         search=SearchService(backends.metadata),
         teams=TeamService(backends.metadata),
@@ -129,8 +119,6 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     request_log = RequestLog(settings.request_log_size)
     services = build_services(settings, backends, BatchFaultHooks(book))
     services.batches.max_pending_jobs = settings.max_pending_jobs
-    if not isinstance(backends.metadata, SqliteMetadataStore):  # several nodes may share it (#5)
-        services.sessions.leases = SessionLeases(backends.metadata)
     seeder = SeedService(services.accounts, services.sessions, services.tree, settings.quota)
     seeded = Seeded()
 
@@ -146,9 +134,6 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     admin_api = AdminApi(admin_token, book, request_log, admin, seeder)
     endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS,
                                    **users_handlers.HANDLERS, **tree_handlers.HANDLERS,
-    metrics = Metrics()  # /metrics, /healthz, /readyz and request ids (#9)
-    views = inspection.InspectService(backends.metadata, backends.blobs)
-    observability = ObservabilityRoutes(metrics, views)
                                    **listing_handlers.HANDLERS, **search_handlers.HANDLERS,
                                    **team_handlers.HANDLERS}, CallFaults(book, admin))
 
@@ -206,9 +191,7 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
             await backends.metadata.close()
 
     app = _App(
-        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home), *admin_api.routes(),
-                *observability.routes()],
-        middleware=[Middleware(ObservabilityMiddleware, metrics=metrics, routes=set(endpoint.handlers))],
+        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home), *admin_api.routes()],
         lifespan=lifespan,
     )
     app.request_log = request_log
@@ -216,4 +199,3 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     app.state.faults = book
     app.state.seeded = seeded
     return app
-    app.state.metrics = metrics

@@ -59,14 +59,6 @@ def parse_names(text: str) -> tuple[str, ...]:
     return tuple(n for n in re.split(r"[,\s]+", text) if n)
 
 
-def parse_log_format(text: str) -> str:
-    """`text` (default) or `json` (#9)."""
-    value = text.strip().lower()
-    if value not in ("text", "json"):
-        raise ValueError(f"not a log format (text, json): {text!r}")
-    return value
-
-
 def _path(text: str) -> Path:
     return Path(text).expanduser()
 
@@ -99,8 +91,6 @@ class Settings:
     # The allocation users/get_space_usage reports for every account (not enforced yet).
     quota: int = field(default=2 * 1024**4, metadata={"cast": parse_size})
     log_level: str = field(default="info", metadata={"cast": str})
-    # Log lines as text or JSON objects, each with the request id (#9).
-    log_format: str = field(default="text", metadata={"cast": parse_log_format})
     # Test servers: everything in memory (nothing on disk), the admin API's token (generated and
     # printed when not given), seed data applied at start and after a reset, the request log's size.
     memory: bool = field(default=False, metadata={"cast": parse_bool})
@@ -113,6 +103,9 @@ class Settings:
     gc_interval: float = field(default=900.0, metadata={"cast": parse_duration})
     gc_grace: float = field(default=3600.0, metadata={"cast": parse_duration})
     revision_retention: float = field(default=30 * 86400.0, metadata={"cast": parse_duration})
+    # Write contention: the longest a commit waits for its namespace (others commit into it) before it
+    # is refused with too_many_write_operations (429, or a per-entry failure in batch results).
+    write_wait: float = field(default=10.0, metadata={"cast": parse_duration})
     # Per-account caps (answered 429 too_many_requests; 0: no cap): open upload sessions, pending batch jobs.
     max_open_sessions: int = field(default=10_000, metadata={"cast": int})
     max_pending_jobs: int = field(default=1_000, metadata={"cast": int})

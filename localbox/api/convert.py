@@ -172,7 +172,7 @@ def delete_entries_json(outcomes: Sequence[Entry | DomainError]) -> list[dict[st
 
 def relocation_entries_json(outcomes: Sequence[Entry | DomainError]) -> list[dict[str, Any]]:
     """RelocationBatchResultEntry values."""
-    nesting = {Family.RELOCATION: _prefix("relocation_error")}
+    nesting = {Family.RELOCATION: _prefix("relocation_error"), Family.CALL: _prefix()}  # too_many_write_operations
     return [_failure(files.RelocationBatchErrorEntry_validator, nesting, o) if isinstance(o, DomainError)
             else {".tag": "success", "success": metadata_json(o)} for o in outcomes]
 

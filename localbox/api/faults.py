@@ -1,6 +1,7 @@
 """Call-level fault injection at the endpoint: once a call is authenticated and its argument decoded,
-the server's fault rules may answer it in Dropbox's wire form (429, 5xx, a route error), slow it down,
-make it run out of space or find its sessions expired, or have the HTTP layer drop its response."""
+the server's fault rules may answer it in Dropbox's wire form (429, 5xx, 422, a route error), slow it
+down or hold its commit, make it run out of space or find its sessions expired, or have the HTTP layer
+drop its response or break the connection part way through it."""
 
 from __future__ import annotations
 
@@ -14,18 +15,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from localbox.api import responses
-from localbox.domain.errors import CallError, PollFailure
+from localbox.domain.errors import CallError, PathRootFailure, PollFailure, SessionLookupError
 from localbox.faults.calls import CallRecord
 from localbox.faults.middleware import SCOPE_KEY
 from localbox.faults.model import FaultBook, FaultRule
 from localbox.services.accounts import Caller
 from localbox.services.admin import AdminService
 from localbox.services.upload_sessions import Body
+from localbox.services.write_locks import COMMIT_DELAY
 from localbox.spec import RouteSpec
 
-CALL_KINDS = ("latency", "bandwidth", "too_many_requests", "too_many_write_operations", "server_error",
-              "invalid_async_job_id", "content_hash_mismatch", "expired_session", "insufficient_space",
-              "partial_body", "drop_response")
+CALL_KINDS = ("latency", "bandwidth", "slow_commit", "too_many_requests", "too_many_write_operations",
+              "server_error", "invalid_root", "no_permission", "invalid_async_job_id", "content_hash_mismatch",
+              "payload_too_large", "closed", "too_large", "expired_session", "insufficient_space",
+              "partial_body", "drop_response", "connection_reset")
+# Kinds that need a user the call acts as (a path root is the user's; noauth and team routes have none).
+_USER_KINDS = frozenset({"invalid_root", "no_permission", "expired_session", "insufficient_space"})
+_ANY_CALL_KINDS = tuple(k for k in CALL_KINDS if k not in _USER_KINDS)
 _PATH_FIELDS = ("path", "from_path", "to_path")
 
 
@@ -92,7 +98,8 @@ class CallFaults:
         if not self.book:
             return caller, None
         who = (caller.account.account_id, caller.account.email) if caller is not None else None
-        fired = self.book.fire(CALL_KINDS, route.path, who, list(call_paths(arg)))
+        fired = self.book.fire(CALL_KINDS if caller is not None else _ANY_CALL_KINDS, route.path, who,
+                               list(call_paths(arg)))
         fired.sort(key=lambda r: CALL_KINDS.index(r.kind))
         for rule in fired:
             if record is not None:
@@ -115,14 +122,26 @@ class CallFaults:
             return caller, responses.rate_limited(kind, p["retry_after"], "text/plain" if as_text else "")
         elif kind == "server_error":
             return caller, responses.server_error(p["status"], secrets.token_hex(16), p["retry_after"])
+        elif kind == "slow_commit":
+            COMMIT_DELAY.set(p["seconds"])  # this request's task; the write locks read it (services)
+        elif kind == "invalid_root" and caller is not None:
+            info = await self.admin.root_info(caller.account)
+            raise PathRootFailure("invalid_root", info.root_namespace_id, info.home_namespace_id, info.home_path)
+        elif kind == "no_permission":
+            raise PathRootFailure("no_permission")
         elif kind == "invalid_async_job_id":
             raise PollFailure("invalid_async_job_id")
-        elif kind == "content_hash_mismatch":
-            raise CallError("content_hash_mismatch")
+        elif kind in ("content_hash_mismatch", "payload_too_large"):
+            raise CallError(kind)
+        elif kind in ("closed", "too_large"):
+            raise SessionLookupError(kind)
         elif kind == "expired_session" and caller is not None:
             await self.admin.expire_sessions(caller, session_ids(arg))
         elif kind == "insufficient_space" and caller is not None:
             caller = replace(caller, quota=0)  # every byte more is one too many
+        elif kind == "connection_reset" and record is not None:
+            record.reset_after = p["bytes"]
+            record.reset_fraction = p["fraction"]
         elif kind in ("drop_response", "partial_body") and record is not None:
             record.drop = True
             if kind == "partial_body":

@@ -1,5 +1,5 @@
-"""The BatchService's fault hooks, over the server's FaultBook: which finish_batch entries fail with
-too_many_write_operations, and what becomes of a launched job (stuck, internal_error)."""
+"""The BatchService's fault hooks, over the server's FaultBook: which finish_batch entries fail (with
+too_many_write_operations or not_closed), and what becomes of a launched job (stuck, internal_error)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,24 @@ from localbox.faults.model import JOB_ROUTES, FaultBook
 from localbox.services.accounts import Caller
 from localbox.services.jobs import JobFate
 
+# Per-entry kinds, with the UploadSessionFinishError tag each makes an entry fail with.
+ENTRY_KINDS = {"entry_too_many_write_operations": "too_many_write_operations", "not_closed": "not_closed"}
+
 
 class BatchFaultHooks:
     def __init__(self, book: FaultBook) -> None:
         self.book = book
 
-    def failing_entries(self, caller: Caller, kind: str, paths: Sequence[str]) -> set[int]:
+    def failing_entries(self, caller: Caller, kind: str, paths: Sequence[str]) -> dict[int, str]:
         if not self.book:
-            return set()
+            return {}
         route = JOB_ROUTES[kind][0]
         who = (caller.account.account_id, caller.account.email)
-        failing = set()
+        failing: dict[int, str] = {}
         for i, path in enumerate(paths):
-            for rule in self.book.fire(("entry_too_many_write_operations",), route, who, [path]):
-                failing.add(i)
+            for rule in self.book.fire(ENTRY_KINDS, route, who, [path]):
+                if i not in failing:  # the first rule added wins an entry that several hit
+                    failing[i] = ENTRY_KINDS[rule.kind]
                 record = CURRENT.get()
                 if record is not None:
                     record.note(rule.id, rule.kind, f"entry {i}")

@@ -25,6 +25,12 @@ class CallRecord:
     bytes_per_second: int | None = None  # throttle the request and response bodies
     body_prefix: int | None = None  # partial_body: take only this many bytes of the request body ...
     body_fraction: float | None = None  # ... or this share of it
+    reset_after: int | None = None  # connection_reset: break the connection after this many body bytes ...
+    reset_fraction: float | None = None  # ... or this share of the response's Content-Length
+
+    @property
+    def resets(self) -> bool:
+        return self.reset_after is not None or self.reset_fraction is not None
 
     def note(self, rule_id: str, kind: str, detail: str = "") -> None:
         self.faults.append(f"{rule_id}:{kind}" + (f"({detail})" if detail else ""))

@@ -1,6 +1,7 @@
 """The outermost ASGI layer of the server: it keeps a record of every /2/ call for the request log and
-carries out what the call's faults ask of HTTP itself (close the connection without an answer,
-throttle the response body).  It must wrap everything else: only here is `send` the server's own."""
+carries out what the call's faults ask of HTTP itself (close the connection without an answer, break
+it part way through the response body, throttle the response body).  It must wrap everything else:
+only here is `send` the server's own."""
 
 from __future__ import annotations
 
@@ -55,6 +56,33 @@ def _abort(send: Send) -> bool:
     return True
 
 
+async def _break(send: Send) -> bool:
+    """Close the client's connection once what was written has gone out (a FIN after a short body: the
+    client's read comes up short of Content-Length); False if uvicorn's transport is not there."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
+        return False
+    cycle.disconnected = True
+    for _ in range(500):  # wait (at most ~5 s) for the kernel to take the prefix, so that the client gets it
+        if transport.is_closing() or not transport.get_write_buffer_size():
+            break
+        await asyncio.sleep(0.01)
+    transport.close()
+    return True
+
+
+def _cut_point(message: Message, record: CallRecord) -> int:
+    """How many response body bytes go out before a connection_reset breaks the connection."""
+    if record.reset_after is not None:
+        return record.reset_after
+    length = 0
+    for name, value in message.get("headers", []):
+        if name.lower() == b"content-length" and value.isdigit():
+            length = int(value)
+    return int(length * (record.reset_fraction or 0))
+
+
 class CallMiddleware:
     def __init__(self, app: ASGIApp, requests: RequestLog) -> None:
         self.app = app
@@ -70,9 +98,11 @@ class CallMiddleware:
         token = CURRENT.set(record)
         error_body = bytearray()
         dropped = False
+        reset = False
+        cut: int | None = None  # body bytes left before a connection_reset breaks the connection
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal dropped
+            nonlocal dropped, reset, cut
             if dropped:
                 return
             if message["type"] == "http.response.start":
@@ -84,6 +114,18 @@ class CallMiddleware:
                         raise ConnectionAbortedError("fault: response dropped")
                     return
                 record.status = message["status"]
+                if record.resets:
+                    cut = _cut_point(message, record)
+            elif message["type"] == "http.response.body" and cut is not None:
+                body = message.get("body", b"")
+                if len(body) < cut:
+                    cut -= len(body)
+                else:
+                    await send({"type": "http.response.body", "body": body[:cut], "more_body": True})
+                    dropped = reset = True
+                    if not await _break(send):
+                        raise ConnectionResetError("fault: connection reset")
+                    return
             elif message["type"] == "http.response.body":
                 if record.status is not None and record.status >= 400 and len(error_body) < _ERROR_BODY_LIMIT:
                     error_body.extend(message.get("body", b"")[:_ERROR_BODY_LIMIT])
@@ -99,7 +141,7 @@ class CallMiddleware:
             if record.status is not None:
                 record.error = _error_tag(record.status, bytes(error_body))
             if dropped:
-                record.error = "response_dropped"
+                record.error = "connection_reset" if reset else "response_dropped"
             self.requests.add(record, time.time())
 
     @staticmethod

@@ -31,6 +31,8 @@ CHECK_ROUTES = frozenset({
     "files/upload_session/finish_batch/check", "files/create_folder_batch/check", "files/delete_batch/check",
     "files/move_batch/check_v2", "files/copy_batch/check_v2",
 })
+# The routes whose error unions carry a session lookup failure for the call as a whole.
+LOOKUP_ROUTES = APPEND_ROUTES | {"files/upload_session/finish"}
 FINISH_BATCH_ROUTES = frozenset({"files/upload_session/finish_batch", "files/upload_session/finish_batch_v2"})
 # The routes a batch job answers to: the one that launched it and the one that polls it.
 JOB_ROUTES: dict[str, tuple[str, ...]] = {
@@ -112,7 +114,27 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("invalid_async_job_id", "a batch /check answers invalid_async_job_id", CHECK_ROUTES, answers=True),
     Kind("entry_too_many_write_operations", "finish_batch / finish_batch_v2 entries fail with "
          "too_many_write_operations (not committed; the session stays usable)", FINISH_BATCH_ROUTES,
-         per_entry=True),
+         per_entry=True, answers=True),
+    Kind("not_closed", "finish_batch / finish_batch_v2 entries fail with lookup_failed/not_closed, as if their "
+         "session had not been closed (not committed; the session stays usable)", FINISH_BATCH_ROUTES,
+         per_entry=True, answers=True),
+    Kind("closed", "append / append_v2 / finish fail with the session lookup error closed (an append after "
+         "close=true); nothing is stored", LOOKUP_ROUTES, answers=True),
+    Kind("too_large", "append / append_v2 / finish fail with too_large (the session would pass the largest "
+         "file size); nothing is stored", LOOKUP_ROUTES, answers=True),
+    Kind("payload_too_large", "the call fails with payload_too_large (a request body over 150 MiB); nothing "
+         "is stored", UPLOAD_DATA_ROUTES, answers=True),
+    Kind("invalid_root", "HTTP 422 PathRootError invalid_root carrying the caller's current root info (as "
+         "after the user joined or left a team)", None, answers=True),
+    Kind("no_permission", "HTTP 422 PathRootError no_permission (the path root names a namespace the caller "
+         "may not use)", None, answers=True),
+    Kind("connection_reset", "the call is applied and its response starts, then the connection breaks after "
+         "params.bytes (or params.fraction) of the response body: the client sees a short read", None,
+         {"bytes": (None, _number("bytes", 0, integer=True, optional=True)),
+          "fraction": (0.5, _number("fraction", 0, 1))}),
+    Kind("slow_commit", "the call's commit holds its namespaces' write locks params.seconds before it runs: "
+         "other writers into them wait, and past --write-wait get too_many_write_operations", None,
+         {"seconds": (5.0, _number("seconds", 0, 3600))}),
     Kind("job_stuck", "a batch job stays in_progress for params.seconds (null: forever) after its launch",
          ASYNC_JOB_ROUTES, {"seconds": (None, _number("seconds", 0, optional=True))}, job=True),
     Kind("job_internal_error", "a batch job's /check answers internal_error; params.committed: whether its "

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from localbox.domain.models import Account
+from localbox.services.access import RootInfo, root_info_tx
 from localbox.services.accounts import Caller
 from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
 
@@ -26,6 +27,10 @@ class AdminService:
             return tx.get_account(who) or tx.get_account_by_email(who)
 
         return await self.store.read(_find)
+
+    async def root_info(self, account: Account) -> RootInfo:
+        """The account's current root info (an injected invalid_root carries it, as Dropbox's does)."""
+        return await self.store.read(lambda tx: root_info_tx(tx, account))
 
     async def reset_all(self, *, reseed: bool = True) -> None:
         await self.store.run(lambda tx: tx.reset_all())

@@ -16,19 +16,32 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from localbox.domain.errors import CallError, DomainError, PollFailure, StoreUnavailable
+from localbox.domain.errors import (
+    CallError,
+    DomainError,
+    PollFailure,
+    SessionLookupError,
+    StoreUnavailable,
+    WriteFailure,
+)
 from localbox.domain.models import Entry, EntryKind, Job, JobState
 from localbox.services.account_limits import DEFAULT_MAX_PENDING_JOBS, check_pending_jobs
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec
-from localbox.services.job_leases import FAR_FUTURE, JobClaimer, LeaseLost, guarded
 from localbox.services.tree import copy_many_tx, create_folders_tx, delete_many_tx, move_many_tx
 from localbox.services.upload_sessions import EntryOutcome, FinishEntry, commit_entries_tx
+from localbox.services.write_locks import (
+    COMMIT_DELAY,
+    TOO_MANY_WRITE_OPERATIONS,
+    LocalNamespaceLocks,
+    NamespaceLocks,
+    namespace_of,
+)
 from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
 
 log = logging.getLogger("localbox.jobs")
@@ -67,8 +80,9 @@ class JobFate:
 class BatchFaults(Protocol):
     """Fault injection in batches (implemented by localbox.faults; absent in normal operation)."""
 
-    def failing_entries(self, caller: Caller, kind: str, paths: Sequence[str]) -> set[int]:
-        """Indices of the entries of a `kind` batch that fail with too_many_write_operations."""
+    def failing_entries(self, caller: Caller, kind: str, paths: Sequence[str]) -> dict[int, str]:
+        """The entries of a `kind` batch that an injected fault fails, by index, with the tag they fail
+        with: too_many_write_operations or not_closed."""
         ...
 
     def job_fate(self, caller: Caller, kind: str) -> JobFate | None: ...
@@ -111,23 +125,59 @@ def _fail(tx: MetadataTx, job_id: str, now: float) -> None:
     tx.fail_job(job_id, now)
 
 
-def _run_tree_batch(tx: MetadataTx, batch: TreeBatch, caller: Caller, request: dict[str, Any], job_id: str) -> None:
-    now = time.time()
-    tx.complete_job(job_id, outcomes_to_json(batch(tx, caller, request, now)), now)
+def _entry_fault(tag: str) -> DomainError:
+    """The per-entry failure an injected finish_batch fault stands for (UploadSessionFinishError)."""
+    return SessionLookupError(tag) if tag == "not_closed" else CallError(TOO_MANY_WRITE_OPERATIONS)
 
 
-def _run_tree_batch_then_fail(tx: MetadataTx, batch: TreeBatch, caller: Caller, request: dict[str, Any],
-                              job_id: str) -> None:
+def _fault_entries(request: dict[str, Any]) -> dict[int, str]:
+    # Jobs persisted before not_closed existed list bare indices (all too_many_write_operations).
+    pairs = [i if isinstance(i, list) else [i, TOO_MANY_WRITE_OPERATIONS] for i in request.get("fault_entries", ())]
+    return {int(i): str(tag) for i, tag in pairs}
+
+
+# Where each tree batch keeps its entries in the job request, and which paths of an entry it writes.
+_TREE_ENTRIES: dict[str, tuple[str, Callable[[Any], list[str]]]] = {
+    CREATE_FOLDER_BATCH: ("paths", lambda p: [p]),
+    DELETE_BATCH: ("entries", lambda e: [e["path"]]),
+    MOVE_BATCH: ("entries", lambda e: [e["from_path"], e["to_path"]]),
+    COPY_BATCH: ("entries", lambda e: [e["from_path"], e["to_path"]]),
+}
+
+
+def _contention(kind: str) -> DomainError:
+    """The per-entry too_many_write_operations of a batch kind's result union (CreateFolderEntryError
+    only has it inside WriteError; DeleteError and RelocationBatchErrorEntry at their top level)."""
+    if kind == CREATE_FOLDER_BATCH:
+        return WriteFailure(TOO_MANY_WRITE_OPERATIONS)
+    return CallError(TOO_MANY_WRITE_OPERATIONS)
+
+
+def _tree_batch_outcomes(tx: MetadataTx, kind: str, caller: Caller, request: dict[str, Any],
+                         refused: frozenset[int]) -> list[EntryOutcome]:
+    """Run a tree batch over its entries except `refused` (their namespace was busy past the bound),
+    which fail with too_many_write_operations, each at its own index."""
+    batch = TREE_BATCHES[kind]
+    if not refused:
+        return batch(tx, caller, request, time.time())
+    key, _ = _TREE_ENTRIES[kind]
+    items = request[key]
+    kept = {**request, key: [item for i, item in enumerate(items) if i not in refused]}
+    done = iter(batch(tx, caller, kept, time.time()))
+    return [_contention(kind) if i in refused else next(done) for i in range(len(items))]
+
+
+def _run_tree_batch(tx: MetadataTx, kind: str, caller: Caller, request: dict[str, Any], job_id: str,
+                    refused: frozenset[int]) -> None:
+    outcomes = _tree_batch_outcomes(tx, kind, caller, request, refused)
+    tx.complete_job(job_id, outcomes_to_json(outcomes), time.time())
+
+
+def _run_tree_batch_then_fail(tx: MetadataTx, kind: str, caller: Caller, request: dict[str, Any],
+                              job_id: str, refused: frozenset[int]) -> None:
     """A job_internal_error fault with side effects: the batch commits, yet its polls say internal_error."""
-    batch(tx, caller, request, time.time())
+    _tree_batch_outcomes(tx, kind, caller, request, refused)
     tx.fail_job(job_id, time.time())
-
-
-def _held_back(fate: JobFate | None) -> float | None:
-    """run_after of a job a job_stuck fault holds back (it then runs only from that time, on any node)."""
-    if fate is None:
-        return None
-    return FAR_FUTURE if fate.stuck_forever else fate.stuck_until
 
 
 def _purge(tx: MetadataTx, cutoff: float) -> int:
@@ -136,12 +186,12 @@ def _purge(tx: MetadataTx, cutoff: float) -> int:
 
 class BatchService:
     def __init__(self, store: MetadataStore, blobs: BlobStore, retention_seconds: float,
-                 faults: BatchFaults | None = None, claimer: JobClaimer | None = None) -> None:
+                 faults: BatchFaults | None = None, write_locks: NamespaceLocks | None = None) -> None:
         self.store = store
         self.blobs = blobs
         self.retention = retention_seconds
         self.faults = faults
-        self.claimer = claimer or JobClaimer(store, exclusive=True)
+        self.write_locks = write_locks or LocalNamespaceLocks()
         self._timers: set[asyncio.TimerHandle] = set()  # jobs held back by a job_stuck fault
         self.max_pending_jobs = DEFAULT_MAX_PENDING_JOBS  # per account (account_limits.py); 0: none
         self._queues: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
@@ -150,12 +200,11 @@ class BatchService:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        # Jobs are claimed from the store (job_leases.py): launched here or on another node, pending
-        # from before a restart, or left by a node that died.
-        await self.claimer.start(lambda job: self._enqueue(job.account_id, self._job_runner(job.job_id)))
+        for job in await self.store.run(lambda tx: tx.pending_jobs()):
+            log.info("resuming %s job %s", job.kind, job.job_id)
+            self._enqueue(job.account_id, self._job_runner(job.job_id))
 
     async def stop(self) -> None:
-        await self.claimer.stop()
         for timer in self._timers:
             timer.cancel()
         tasks = [*self._workers.values(), *self._background]
@@ -189,20 +238,25 @@ class BatchService:
 
     # -- commits -----------------------------------------------------------------------------
     async def _commit(self, caller: Caller, entries: list[FinishEntry], job_id: str | None,
-                      failing: frozenset[int] = frozenset(), fail_job: bool = False) -> list[EntryOutcome]:
-        def _tx(tx: MetadataTx) -> list[EntryOutcome]:
-            # Entries an injected fault fails are left out of the commit: their sessions stay usable.
-            kept = [e for i, e in enumerate(entries) if i not in failing]
+                      failing: Mapping[int, str] | None = None, fail_job: bool = False) -> list[EntryOutcome]:
+        targets = [namespace_of(caller.namespace_id, e.commit.path) for e in entries]
+
+        def _tx(tx: MetadataTx, busy: frozenset[str]) -> list[EntryOutcome]:
+            # Entries that an injected fault fails, or whose namespace stayed busy past the bound, are
+            # left out of the commit: their sessions stay usable for the client's retry.
+            skip = {i: _entry_fault(tag) for i, tag in (failing or {}).items()}
+            skip.update({i: CallError(TOO_MANY_WRITE_OPERATIONS) for i, ns in enumerate(targets) if ns in busy})
+            kept = [e for i, e in enumerate(entries) if i not in skip]
             done = iter(commit_entries_tx(tx, caller, kept, require_closed=True))
-            outcomes = [CallError("too_many_write_operations") if i in failing else next(done)
-                        for i in range(len(entries))]
+            outcomes = [skip[i] if i in skip else next(done) for i in range(len(entries))]
             if job_id is not None and fail_job:
                 tx.fail_job(job_id, time.time())
             elif job_id is not None:
                 tx.complete_job(job_id, outcomes_to_json(outcomes), time.time())
             return outcomes
 
-        outcomes = await self.store.run(guarded(_tx))
+        async with self.write_locks.hold_some(set(targets)) as busy:
+            outcomes = await self.store.run(partial(_tx, busy=busy))
         done = [e.session_id for e, o in zip(entries, outcomes, strict=True) if not isinstance(o, DomainError)]
         if done:
             # Leftover staging files of committed sessions are garbage: clear them off the commit path.
@@ -217,13 +271,6 @@ class BatchService:
 
     def _job_runner(self, job_id: str) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
-            async with self.claimer.holding(job_id):
-                try:
-                    await run_claimed()
-                except LeaseLost:
-                    log.warning("job %s was taken over by another node; this node leaves it", job_id)
-
-        async def run_claimed() -> None:
             def _load(tx: MetadataTx) -> tuple[Job, Caller] | None:
                 job = tx.get_job(job_id)
                 if job is None or job.state != JobState.PENDING:
@@ -256,22 +303,16 @@ class BatchService:
                     if job.kind == FINISH_BATCH:
                         entries = [FinishEntry(e["session_id"], e["offset"], CommitSpec.from_json(e["commit"]))
                                    for e in request["entries"]]
-                        await self._commit(caller, entries, job_id, frozenset(request.get("fault_entries", ())),
+                        await self._commit(caller, entries, job_id, _fault_entries(request),
                                            fail_job=bool(fate.get("internal_error")))
-                    elif fate.get("internal_error"):
-                        await self.store.run(guarded(partial(_run_tree_batch_then_fail, batch=TREE_BATCHES[job.kind],
-                                                             caller=caller, request=request, job_id=job_id)))
                     else:
-                        await self.store.run(guarded(partial(_run_tree_batch, batch=TREE_BATCHES[job.kind],
-                                                             caller=caller, request=request, job_id=job_id)))
+                        await self._tree_job(job.kind, caller, request, job_id, bool(fate.get("internal_error")))
                     return
                 except StoreUnavailable:
                     # Transient: retry in place, holding the account's queue so that no later batch
                     # overtakes this one.
                     log.warning("%s job %s: store unavailable (attempt %d)", job.kind, job_id, attempt + 1)
                     await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-                except LeaseLost:
-                    raise
                 except Exception:
                     log.exception("%s job %s failed", job.kind, job_id)
                     break
@@ -281,15 +322,25 @@ class BatchService:
 
         return run
 
+    async def _tree_job(self, kind: str, caller: Caller, request: dict[str, Any], job_id: str,
+                        internal_error: bool) -> None:
+        key, written = _TREE_ENTRIES[kind]
+        targets = [{namespace_of(caller.namespace_id, p) for p in written(item)} for item in request[key]]
+        async with self.write_locks.hold_some(set().union(*targets)) as busy:
+            refused = frozenset(i for i, ns in enumerate(targets) if ns & busy)
+            run = _run_tree_batch_then_fail if internal_error else _run_tree_batch
+            await self.store.run(partial(run, kind=kind, caller=caller, request=request, job_id=job_id,
+                                         refused=refused))
+
     def _release(self, account_id: str, job_id: str) -> None:
         now = asyncio.get_running_loop().time()
         self._timers = {t for t in self._timers if t.when() > now}
         self._enqueue(account_id, self._job_runner(job_id))
 
-    def _failing(self, caller: Caller, kind: str, entries: list[FinishEntry]) -> frozenset[int]:
+    def _failing(self, caller: Caller, kind: str, entries: list[FinishEntry]) -> dict[int, str]:
         if self.faults is None:
-            return frozenset()
-        return frozenset(self.faults.failing_entries(caller, kind, [e.commit.path for e in entries]))
+            return {}
+        return self.faults.failing_entries(caller, kind, [e.commit.path for e in entries])
 
     async def launch(self, caller: Caller, entries: list[FinishEntry]) -> str:
         """finish_batch: persist the job, queue it, and return its id at once."""
@@ -299,7 +350,7 @@ class BatchService:
         }
         failing = self._failing(caller, FINISH_BATCH, entries)
         if failing:
-            request["fault_entries"] = sorted(failing)
+            request["fault_entries"] = sorted([i, tag] for i, tag in failing.items())
         return await self.launch_job(caller, FINISH_BATCH, request)
 
     async def launch_job(self, caller: Caller, kind: str, request: dict[str, Any]) -> str:
@@ -310,14 +361,14 @@ class BatchService:
         text = json.dumps({"namespace_id": caller.namespace_id, "scopes": sorted(caller.scopes),
                            "quota": caller.quota, **request})
         job = Job(job_id=new_job_id(), account_id=caller.account.account_id, kind=kind,
-                  state=JobState.PENDING, created=time.time(), request=text, run_after=_held_back(fate))
+                  state=JobState.PENDING, created=time.time(), request=text)
 
         def _insert_within_limit(tx: MetadataTx) -> None:
             check_pending_jobs(tx, job.account_id, self.max_pending_jobs)
             tx.insert_job(job)
 
         await self.store.run(_insert_within_limit)
-        self.claimer.kick()
+        self._enqueue(job.account_id, self._job_runner(job.job_id))
         return job.job_id
 
     async def check(self, caller: Caller, job_id: str, kind: str = FINISH_BATCH) -> list[EntryOutcome] | None:
@@ -337,12 +388,16 @@ class BatchService:
         """finish_batch_v2: the same commit, in the account's queue, awaited."""
         done: asyncio.Future[list[EntryOutcome]] = asyncio.get_running_loop().create_future()
         failing = self._failing(caller, FINISH_BATCH_V2, entries)
+        delay = COMMIT_DELAY.get()  # the queue's worker task does not run in this call's context
 
         async def run() -> None:
+            token = COMMIT_DELAY.set(delay)
             try:
                 done.set_result(await self._commit(caller, entries, None, failing))
             except Exception as e:
                 done.set_exception(e)  # the caller's request reports it; the queue goes on
+            finally:
+                COMMIT_DELAY.reset(token)
 
         self._enqueue(caller.account.account_id, run)
         return await done

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from localbox.domain import paths
 from localbox.domain.errors import (
@@ -40,12 +40,14 @@ from localbox.services.files import (
     now,
     resolve_tx,
 )
+from localbox.services.write_locks import LocalNamespaceLocks, NamespaceBusy, NamespaceLocks, namespaces_of
 from localbox.stores.base import MetadataStore, MetadataTx
 
 # Dropbox refuses operations that "would involve more than 10,000 files and folders" (too_many_files).
 MAX_TREE_ENTRIES = 10_000
 
 Outcome = Entry | DomainError
+T = TypeVar("T")
 
 
 def _subtree(tx: MetadataTx, top: Entry, too_many: DomainError) -> list[Entry]:
@@ -225,29 +227,41 @@ class Revisions:
 
 
 class TreeService:
-    def __init__(self, store: MetadataStore) -> None:
+    def __init__(self, store: MetadataStore, write_locks: NamespaceLocks | None = None) -> None:
         self.store = store
+        self.write_locks = write_locks or LocalNamespaceLocks()
+
+    async def _write(self, caller: Caller, entry_paths: list[str], fn: Callable[[MetadataTx], T]) -> T:
+        """Run a write transaction holding the write locks of the namespaces it addresses (429 past the bound)."""
+        try:
+            async with self.write_locks.hold(namespaces_of(caller.namespace_id, entry_paths)):
+                return await self.store.run(fn)
+        except NamespaceBusy as busy:
+            raise busy.rate_limited() from None
 
     async def create_folder(self, caller: Caller, path: str, *, autorename: bool) -> Entry:
         when = now()
-        return await self.store.run(lambda tx: create_folder_tx(tx, caller, path, autorename=autorename, when=when))
+        return await self._write(caller, [path], lambda tx: create_folder_tx(
+            tx, caller, path, autorename=autorename, when=when))
 
     async def delete(self, caller: Caller, path: str, *, parent_rev: str | None) -> Entry:
         when = now()
-        return await self.store.run(lambda tx: delete_tx(tx, caller, path, parent_rev=parent_rev, when=when))
+        return await self._write(caller, [path], lambda tx: delete_tx(
+            tx, caller, path, parent_rev=parent_rev, when=when))
 
     async def relocate(self, caller: Caller, from_path: str, to_path: str, *, copy: bool, autorename: bool) -> Entry:
         when = now()
-        return await self.store.run(lambda tx: relocate_tx(
+        return await self._write(caller, [from_path, to_path], lambda tx: relocate_tx(
             tx, caller, from_path, to_path, copy=copy, autorename=autorename, when=when))
 
     async def restore(self, caller: Caller, path: str, rev: str) -> Entry:
         when = now()
-        return await self.store.run(lambda tx: restore_tx(tx, caller, path, rev, when=when))
+        return await self._write(caller, [path], lambda tx: restore_tx(tx, caller, path, rev, when=when))
 
     async def create_folders(self, caller: Caller, request: dict[str, Any]) -> list[Outcome]:
         when = now()
-        return await self.store.run(lambda tx: create_folders_tx(tx, caller, request, when))
+        return await self._write(caller, list(request["paths"]), lambda tx: create_folders_tx(
+            tx, caller, request, when))
 
     async def list_revisions(
         self, caller: Caller, path: str, *, by_id: bool, limit: int, before_rev: str | None,
