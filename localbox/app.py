@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -32,15 +33,20 @@ from localbox.faults.batches import BatchFaultHooks
 from localbox.faults.calls import RequestLog
 from localbox.faults.middleware import CallMiddleware
 from localbox.faults.model import FaultBook
+from localbox.observability.metrics import Metrics, ObservabilityMiddleware
+from localbox.observability.routes import ObservabilityRoutes
+from localbox.services import inspection
 from localbox.services.accounts import AccountService
 from localbox.services.admin import AdminService
 from localbox.services.changes import ChangeFeed
 from localbox.services.files import FileService
 from localbox.services.gc import GarbageCollector
+from localbox.services.job_leases import JobClaimer
 from localbox.services.jobs import BatchFaults, BatchService
 from localbox.services.rate_limits import RateLimiter
 from localbox.services.search import SearchService
 from localbox.services.seed import Seed, Seeded, SeedService, load_seed
+from localbox.services.session_leases import SessionLeases
 from localbox.services.teams import TeamService
 from localbox.services.tree import TreeService
 from localbox.services.upload_sessions import SessionLimits, UploadSessionService
@@ -75,6 +81,12 @@ def open_backends(settings: Settings) -> Backends:
     return Backends(metadata, blob_store, (backends.describe(db), backends.describe(blobs)))
 
 
+def _claimer(backends: Backends) -> JobClaimer:
+    """Jobs are claimed with leases; a SQLite file has one server, which may take every lease back
+    at its start (several nodes share only a PostgreSQL database, #5)."""
+    return JobClaimer(backends.metadata, exclusive=isinstance(backends.metadata, SqliteMetadataStore))
+
+
 def build_gc(settings: Settings, backends: Backends) -> GarbageCollector:
     return GarbageCollector(backends.metadata, backends.blobs, grace=settings.gc_grace,
                             revision_retention=settings.revision_retention)
@@ -88,7 +100,7 @@ def build_services(settings: Settings, backends: Backends, batch_faults: BatchFa
         accounts=AccountService(backends.metadata),
         sessions=UploadSessionService(backends.metadata, backends.blobs, limits, write_locks=write_locks),
         batches=BatchService(backends.metadata, backends.blobs, settings.job_retention, batch_faults,
-                             write_locks=write_locks),
+                             write_locks=write_locks, claimer=_claimer(backends)),
         files=FileService(backends.metadata, backends.blobs),
         tree=TreeService(backends.metadata, write_locks),
         changes=ChangeFeed(backends.metadata),
@@ -119,6 +131,8 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     request_log = RequestLog(settings.request_log_size)
     services = build_services(settings, backends, BatchFaultHooks(book))
     services.batches.max_pending_jobs = settings.max_pending_jobs
+    if not isinstance(backends.metadata, SqliteMetadataStore):  # several nodes may share it (#5)
+        services.sessions.leases = SessionLeases(backends.metadata)
     seeder = SeedService(services.accounts, services.sessions, services.tree, settings.quota)
     seeded = Seeded()
 
@@ -134,6 +148,9 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     admin_api = AdminApi(admin_token, book, request_log, admin, seeder)
     endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS,
                                    **users_handlers.HANDLERS, **tree_handlers.HANDLERS,
+    metrics = Metrics()  # /metrics, /healthz, /readyz and request ids (#9)
+    views = inspection.InspectService(backends.metadata, backends.blobs)
+    observability = ObservabilityRoutes(metrics, views)
                                    **listing_handlers.HANDLERS, **search_handlers.HANDLERS,
                                    **team_handlers.HANDLERS}, CallFaults(book, admin))
 
@@ -191,7 +208,9 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
             await backends.metadata.close()
 
     app = _App(
-        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home), *admin_api.routes()],
+        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home), *admin_api.routes(),
+                *observability.routes()],
+        middleware=[Middleware(ObservabilityMiddleware, metrics=metrics, routes=set(endpoint.handlers))],
         lifespan=lifespan,
     )
     app.request_log = request_log
@@ -199,3 +218,4 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     app.state.faults = book
     app.state.seeded = seeded
     return app
+    app.state.metrics = metrics

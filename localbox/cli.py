@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import secrets
 import sys
@@ -11,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from localbox import __version__, cli_admin, cli_team
+from localbox import __version__, cli_admin, cli_client, cli_team
+from localbox.observability.logs import configure_logging
 from localbox.config import ConfigError, Settings, parse_size
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-session-size", help="largest file through a session, e.g. 2TiB, 350GB")
     serve.add_argument("--quota", help="space allocation reported by users/get_space_usage (default 2TiB)")
     serve.add_argument("--log-level", help="debug, info (default), warning, error")
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="text (default) or json: one JSON object per line, each with the request id")
     _gc_flags(serve)
     serve.add_argument("--gc-interval", help="how often garbage collection runs (default 15m)")
     serve.add_argument("--memory", action="store_true", default=None,
@@ -115,8 +117,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _SETTING_FLAGS = ("data_dir", "database_url", "blob_url", "host", "port",  # (backend URLs: #5)
+    cli_client.add_parsers(sub)
                   "tls_cert", "tls_key", "tls", "tls_port", "tls_names",
-                  "session_ttl", "job_retention", "max_session_size", "quota", "log_level",
+                  "session_ttl", "job_retention", "max_session_size", "quota", "log_level", "log_format",
                   "gc_interval", "gc_grace", "revision_retention", "memory", "seed", "admin_token",
                   "request_log_size", "max_open_sessions", "max_pending_jobs",
                   "header_timeout", "body_timeout", "max_connections",
@@ -130,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         flags["tls_names"] = ",".join(flags["tls_names"])
     try:
         settings = Settings.load(flags, os.environ)
+    if cli_client.handles(args.command):  # upload/download/ls talk HTTP: no server settings apply
+        cli_client.run(args)
     except ConfigError as e:
         sys.exit(f"localbox: {e}")
     if args.command == "serve":
@@ -304,7 +309,7 @@ def serve(settings: Settings) -> None:
     from localbox.serving import ServeError
     from localbox.serving import serve as serve_listeners
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     listeners, tls_notes = _listeners(settings)
     backends = _open_backends(settings, open_backends)
     generated_admin_token = settings.admin_token is None
@@ -336,6 +341,7 @@ def serve(settings: Settings) -> None:
     except ServeError as e:
         sys.exit(f"localbox: {e}")
 
+            **({"log_config": None} if settings.log_format == "json" else {}),  # uvicorn logs as JSON too
 
 def _open_backends(settings: Settings, opener: Any) -> Any:
     """The stores `serve` uses, or a message saying what to do (migrate, install an extra, fix a URL)."""

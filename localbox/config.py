@@ -59,6 +59,14 @@ def parse_names(text: str) -> tuple[str, ...]:
     return tuple(n for n in re.split(r"[,\s]+", text) if n)
 
 
+def parse_log_format(text: str) -> str:
+    """`text` (default) or `json` (#9)."""
+    value = text.strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError(f"not a log format (text, json): {text!r}")
+    return value
+
+
 def _path(text: str) -> Path:
     return Path(text).expanduser()
 
@@ -91,6 +99,8 @@ class Settings:
     # The allocation users/get_space_usage reports for every account (not enforced yet).
     quota: int = field(default=2 * 1024**4, metadata={"cast": parse_size})
     log_level: str = field(default="info", metadata={"cast": str})
+    # Log lines as text or JSON objects, each with the request id (#9).
+    log_format: str = field(default="text", metadata={"cast": parse_log_format})
     # Test servers: everything in memory (nothing on disk), the admin API's token (generated and
     # printed when not given), seed data applied at start and after a reset, the request log's size.
     memory: bool = field(default=False, metadata={"cast": parse_bool})

@@ -33,6 +33,7 @@ from localbox.domain.models import Entry, EntryKind, Job, JobState
 from localbox.services.account_limits import DEFAULT_MAX_PENDING_JOBS, check_pending_jobs
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec
+from localbox.services.job_leases import FAR_FUTURE, JobClaimer, LeaseLost, guarded
 from localbox.services.tree import copy_many_tx, create_folders_tx, delete_many_tx, move_many_tx
 from localbox.services.upload_sessions import EntryOutcome, FinishEntry, commit_entries_tx
 from localbox.services.write_locks import (
@@ -180,18 +181,27 @@ def _run_tree_batch_then_fail(tx: MetadataTx, kind: str, caller: Caller, request
     tx.fail_job(job_id, time.time())
 
 
+def _held_back(fate: JobFate | None) -> float | None:
+    """run_after of a job a job_stuck fault holds back (it then runs only from that time, on any node)."""
+    if fate is None:
+        return None
+    return FAR_FUTURE if fate.stuck_forever else fate.stuck_until
+
+
 def _purge(tx: MetadataTx, cutoff: float) -> int:
     return tx.delete_jobs_before(cutoff)
 
 
 class BatchService:
     def __init__(self, store: MetadataStore, blobs: BlobStore, retention_seconds: float,
-                 faults: BatchFaults | None = None, write_locks: NamespaceLocks | None = None) -> None:
+                 faults: BatchFaults | None = None, write_locks: NamespaceLocks | None = None,
+                 claimer: JobClaimer | None = None) -> None:
         self.store = store
         self.blobs = blobs
         self.retention = retention_seconds
         self.faults = faults
         self.write_locks = write_locks or LocalNamespaceLocks()
+        self.claimer = claimer or JobClaimer(store, exclusive=True)
         self._timers: set[asyncio.TimerHandle] = set()  # jobs held back by a job_stuck fault
         self.max_pending_jobs = DEFAULT_MAX_PENDING_JOBS  # per account (account_limits.py); 0: none
         self._queues: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
@@ -200,11 +210,12 @@ class BatchService:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        for job in await self.store.run(lambda tx: tx.pending_jobs()):
-            log.info("resuming %s job %s", job.kind, job.job_id)
-            self._enqueue(job.account_id, self._job_runner(job.job_id))
+        # Jobs are claimed from the store (job_leases.py): launched here or on another node, pending
+        # from before a restart, or left by a node that died.
+        await self.claimer.start(lambda job: self._enqueue(job.account_id, self._job_runner(job.job_id)))
 
     async def stop(self) -> None:
+        await self.claimer.stop()
         for timer in self._timers:
             timer.cancel()
         tasks = [*self._workers.values(), *self._background]
@@ -256,7 +267,7 @@ class BatchService:
             return outcomes
 
         async with self.write_locks.hold_some(set(targets)) as busy:
-            outcomes = await self.store.run(partial(_tx, busy=busy))
+            outcomes = await self.store.run(guarded(partial(_tx, busy=busy)))
         done = [e.session_id for e, o in zip(entries, outcomes, strict=True) if not isinstance(o, DomainError)]
         if done:
             # Leftover staging files of committed sessions are garbage: clear them off the commit path.
@@ -271,6 +282,13 @@ class BatchService:
 
     def _job_runner(self, job_id: str) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
+            async with self.claimer.holding(job_id):
+                try:
+                    await run_claimed()
+                except LeaseLost:
+                    log.warning("job %s was taken over by another node; this node leaves it", job_id)
+
+        async def run_claimed() -> None:
             def _load(tx: MetadataTx) -> tuple[Job, Caller] | None:
                 job = tx.get_job(job_id)
                 if job is None or job.state != JobState.PENDING:
@@ -313,6 +331,8 @@ class BatchService:
                     # overtakes this one.
                     log.warning("%s job %s: store unavailable (attempt %d)", job.kind, job_id, attempt + 1)
                     await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+                except LeaseLost:
+                    raise
                 except Exception:
                     log.exception("%s job %s failed", job.kind, job_id)
                     break
@@ -329,8 +349,8 @@ class BatchService:
         async with self.write_locks.hold_some(set().union(*targets)) as busy:
             refused = frozenset(i for i, ns in enumerate(targets) if ns & busy)
             run = _run_tree_batch_then_fail if internal_error else _run_tree_batch
-            await self.store.run(partial(run, kind=kind, caller=caller, request=request, job_id=job_id,
-                                         refused=refused))
+            await self.store.run(guarded(partial(run, kind=kind, caller=caller, request=request, job_id=job_id,
+                                                 refused=refused)))
 
     def _release(self, account_id: str, job_id: str) -> None:
         now = asyncio.get_running_loop().time()
@@ -361,14 +381,14 @@ class BatchService:
         text = json.dumps({"namespace_id": caller.namespace_id, "scopes": sorted(caller.scopes),
                            "quota": caller.quota, **request})
         job = Job(job_id=new_job_id(), account_id=caller.account.account_id, kind=kind,
-                  state=JobState.PENDING, created=time.time(), request=text)
+                  state=JobState.PENDING, created=time.time(), request=text, run_after=_held_back(fate))
 
         def _insert_within_limit(tx: MetadataTx) -> None:
             check_pending_jobs(tx, job.account_id, self.max_pending_jobs)
             tx.insert_job(job)
 
         await self.store.run(_insert_within_limit)
-        self._enqueue(job.account_id, self._job_runner(job.job_id))
+        self.claimer.kick()
         return job.job_id
 
     async def check(self, caller: Caller, job_id: str, kind: str = FINISH_BATCH) -> list[EntryOutcome] | None:

@@ -23,6 +23,7 @@ from localbox.domain.models import Entry, Piece, SessionState, SessionType, Uplo
 from localbox.services.account_limits import DEFAULT_MAX_OPEN_SESSIONS, check_open_sessions
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec, Content, FolderCache, commit_file_tx
+from localbox.services.session_leases import NoSessionLeases, SessionLeases
 from localbox.services.write_locks import LocalNamespaceLocks, NamespaceBusy, NamespaceLocks, namespaces_of
 from localbox.stores.base import BlobStore, BodyTooLarge, MetadataStore, MetadataTx, StagedAppend
 
@@ -92,6 +93,8 @@ class UploadSessionService:
         self.blobs = blobs
         self.limits = limits
         self._locks = _Locks()
+        # Across nodes (#5): SessionLeases when the store is shared by several servers.
+        self.leases: NoSessionLeases | SessionLeases = NoSessionLeases()
         self.write_locks = write_locks or LocalNamespaceLocks()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -226,7 +229,7 @@ class UploadSessionService:
             # Pieces are independent blocks recorded in one transaction each: no lock, full parallelism.
             await self._append_concurrent(session, offset, close, content_hash, body)
             return
-        async with self._locks.hold(session_id):
+        async with self._locks.hold(session_id), self.leases.hold(session_id):
             session = await self._load(caller, session_id)
             if session.closed:
                 raise SessionLookupError("closed")
@@ -326,7 +329,7 @@ class UploadSessionService:
     ) -> Entry:
         """upload_session/finish: optional last data, then commit.  A path failure keeps the data."""
         self._check_length(body)
-        async with self._locks.hold(session_id):
+        async with self._locks.hold(session_id), self.leases.hold(session_id):
             session = await self._load(caller, session_id)
             if session.session_type == SessionType.CONCURRENT:
                 if body.length:
