@@ -274,3 +274,115 @@ def test_seed_file_with_fixed_tokens_comes_back_after_reset(tmp_path: Path) -> N
         assert "/later.txt" not in {e.path_lower for e in dbx.files_list_folder("").entries}
         assert dbx.files_download("/hello.txt")[1].content == b"hi"
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())  # --memory: no files
+
+
+# -- session lookup, size and path-root faults -------------------------------------------------
+def test_closed_on_append_and_finish_stores_nothing(srv: LocalServer, admin: AdminClient,
+                                                    user: dict[str, Any]) -> None:
+    dbx = sdk(srv, user)
+    session_id = dbx.files_upload_session_start(b"a" * 10).session_id
+    cursor = files.UploadSessionCursor(session_id, 10)
+    admin.add_fault("closed", route="files/upload_session/append_v2", times=1)
+    with pytest.raises(ApiError) as e:
+        dbx.files_upload_session_append_v2(b"b" * 5, cursor)
+    assert e.value.error.is_closed()
+    dbx.files_upload_session_append_v2(b"b" * 5, cursor)  # nothing was stored: offset 10 is still right
+    admin.add_fault("closed", route="files/upload_session/finish", times=1)
+    done = files.UploadSessionCursor(session_id, 15)
+    with pytest.raises(ApiError) as e:
+        dbx.files_upload_session_finish(b"", done, files.CommitInfo("/closed.bin"))
+    assert e.value.error.is_lookup_failed() and e.value.error.get_lookup_failed().is_closed()
+    dbx.files_upload_session_finish(b"", done, files.CommitInfo("/closed.bin"))
+    assert dbx.files_download("/closed.bin")[1].content == b"a" * 10 + b"b" * 5
+
+
+def test_too_large_and_payload_too_large(srv: LocalServer, admin: AdminClient, user: dict[str, Any]) -> None:
+    dbx = sdk(srv, user)
+    session_id = dbx.files_upload_session_start(b"").session_id
+    admin.add_fault("too_large", route="files/upload_session/append_v2", times=1)
+    with pytest.raises(ApiError) as e:
+        dbx.files_upload_session_append_v2(b"x", files.UploadSessionCursor(session_id, 0))
+    assert e.value.error.is_too_large()
+    admin.add_fault("payload_too_large", route="files/upload", times=1)
+    with pytest.raises(ApiError) as e:
+        dbx.files_upload(b"big", "/big.bin")
+    assert e.value.error.is_payload_too_large()
+    admin.add_fault("payload_too_large", route="files/upload_session/start", times=1)
+    with pytest.raises(ApiError) as e:
+        dbx.files_upload_session_start(b"big")
+    assert e.value.error.is_payload_too_large()
+    with pytest.raises(ApiError):
+        dbx.files_get_metadata("/big.bin")  # refused calls store nothing
+    log = [r for r in admin.requests() if r["route"] == "files/upload"]
+    assert log[-1]["error"] == "payload_too_large" and log[-1]["faults"][0].endswith(":payload_too_large")
+
+
+def test_not_closed_entries_in_finish_batch_v2_and_finish_batch(srv: LocalServer, admin: AdminClient,
+                                                                user: dict[str, Any]) -> None:
+    dbx = sdk(srv, user)
+    admin.add_fault("not_closed", route="files/upload_session/finish_batch*", path="/nc/b*", account=user["email"])
+    ids = [closed_session(dbx, name.encode()) for name in ("a", "b")]
+    args = [finish_arg(i, 1, f"/nc/{n}.txt") for i, n in zip(ids, "ab", strict=True)]
+    a, b = dbx.files_upload_session_finish_batch_v2(args).entries
+    assert a.is_success()
+    failure = b.get_failure()
+    assert failure.is_lookup_failed() and failure.get_lookup_failed().is_not_closed()
+    launched = dbx.files_upload_session_finish_batch([args[1]])  # the same session again, through a job
+    deadline = time.monotonic() + 10
+    status = dbx.files_upload_session_finish_batch_check(launched.get_async_job_id())
+    while status.is_in_progress() and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = dbx.files_upload_session_finish_batch_check(launched.get_async_job_id())
+    [entry] = status.get_complete().entries
+    assert entry.get_failure().get_lookup_failed().is_not_closed()
+    admin.clear_faults()
+    [again] = dbx.files_upload_session_finish_batch_v2([args[1]]).entries  # the session stayed usable
+    assert again.get_success().path_display == "/nc/b.txt"
+
+
+def test_path_root_faults_are_422_with_the_users_root_info(srv: LocalServer, admin: AdminClient,
+                                                           user: dict[str, Any]) -> None:
+    dbx = sdk(srv, user)
+    root = dbx.users_get_current_account().root_info
+    admin.add_fault("invalid_root", route="files/list_folder", times=1)
+    with pytest.raises(dropbox.exceptions.PathRootError) as e:
+        dbx.files_list_folder("")
+    info = e.value.error.get_invalid_root()
+    assert (info.root_namespace_id, info.home_namespace_id) == (root.root_namespace_id, root.home_namespace_id)
+    admin.add_fault("no_permission", route="files/get_metadata", times=1)
+    with pytest.raises(dropbox.exceptions.PathRootError) as e:
+        dbx.files_get_metadata("/nothing")
+    assert e.value.error.is_no_permission()
+    dbx.files_list_folder("")  # spent
+    statuses = [r["status"] for r in admin.requests() if r["route"] in ("files/list_folder", "files/get_metadata")]
+    assert statuses[-3:] == [422, 422, 200]
+
+
+def test_connection_reset_mid_download_is_a_short_read(srv: LocalServer, admin: AdminClient,
+                                                       user: dict[str, Any]) -> None:
+    dbx = sdk(srv, user)
+    data = bytes(range(256)) * 4096  # 1 MiB
+    dbx.files_upload(data, "/reset.bin")
+    admin.add_fault("connection_reset", route="files/download", times=1, bytes=300_000)
+    md, response = dbx.files_download("/reset.bin")
+    assert md.size == len(data) and response.headers["Content-Length"] == str(len(data))
+    got = bytearray()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        for chunk in response.iter_content(1000):  # a read cut short is lost with the error: 1000 divides the cut
+            got += chunk
+    assert bytes(got) == data[:300_000]  # the prefix arrived intact, then the connection broke
+    assert dbx.files_download("/reset.bin")[1].content == data  # a retry gets it all
+    admin.add_fault("connection_reset", route="files/download", times=1)  # default: half of the body
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        _ = dbx.files_download("/reset.bin")[1].content
+    log = [r for r in admin.requests() if r["route"] == "files/download"]
+    assert [r["error"] for r in log[-3:]] == ["connection_reset", None, "connection_reset"]
+    assert log[-1]["status"] == 200 and log[-1]["faults"][0].endswith(":connection_reset")
+
+
+def test_kinds_lists_the_whole_catalogue(admin: AdminClient) -> None:
+    kinds = admin.call("GET", "/admin/faults/kinds")
+    for name in ("closed", "not_closed", "too_large", "payload_too_large", "invalid_root", "no_permission",
+                 "connection_reset", "slow_commit", "entry_too_many_write_operations", "job_stuck"):
+        assert name in kinds, name
+    assert kinds["connection_reset"]["params"] == {"bytes": None, "fraction": 0.5}
