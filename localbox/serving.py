@@ -13,14 +13,16 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import sys
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.config import Config
 
 log = logging.getLogger("localbox")
 
@@ -118,6 +120,17 @@ class _Lead(uvicorn.Server):
         await super().shutdown(sockets)  # drains this listener, then the lifespan shutdown
 
 
+def _tls_context(config: Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's context with the floor made explicit rather than left to the Python/OpenSSL build:
+    TLS 1.2 or later, AEAD suites with forward secrecy for TLS 1.2 (TLS 1.3's are all fine), no TLS
+    compression or client-initiated renegotiation."""
+    ctx = default()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL")
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    return ctx
+
+
 def _bind(listener: Listener) -> socket.socket:
     """Bound but not listening: connections are refused, not queued, until its server is serving."""
     family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
@@ -136,7 +149,8 @@ def serve(app: Any, listeners: Sequence[Listener], **config: Any) -> None:
     configs = []
     for i, listener in enumerate(listeners):
         c = uvicorn.Config(app, host=listener.host, port=listener.port, lifespan="auto" if i == 0 else "off",
-                           ssl_certfile=listener.certfile, ssl_keyfile=listener.keyfile, **config)
+                           ssl_certfile=listener.certfile, ssl_keyfile=listener.keyfile,
+                           ssl_context_factory=_tls_context if listener.certfile else None, **config)
         try:
             c.load()  # reads the certificate and key now, so a bad pair fails before anything listens
         except OSError as e:
