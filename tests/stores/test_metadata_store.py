@@ -15,6 +15,7 @@ import pg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stores.legacy import make_legacy
 
 from localbox.domain.models import (
     Account,
@@ -28,7 +29,6 @@ from localbox.domain.models import (
     UploadSession,
 )
 from localbox.stores.sqlite import SCHEMA_VERSION, SqliteMetadataStore
-from stores.legacy import make_legacy
 
 pytestmark = pytest.mark.unit
 
@@ -431,3 +431,72 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     db.close()
+
+
+# -- leases (#5): what lets any node serve any request ------------------------------------------------
+def _job(job_id: str, account: str, created: float, run_after: float | None = None) -> Job:
+    return Job(job_id, account, "finish_batch", JobState.PENDING, created, "{}", run_after=run_after)
+
+
+def test_jobs_are_claimed_oldest_first_one_per_account(store: Any) -> None:
+    def put(tx: Any) -> None:
+        for j in (_job("a2", "acct-a", 2.0), _job("a1", "acct-a", 1.0), _job("b1", "acct-b", 3.0),
+                  _job("c1", "acct-c", 0.5, run_after=1e18)):
+            tx.insert_job(j)
+
+    store.run_sync(put)
+    claim = lambda owner, now: store.run_sync(lambda tx: tx.claim_job(owner, now, now + 10))  # noqa: E731
+    first = claim("n1", 100.0)
+    assert first is not None and first.job_id == "a1"  # c1 is held back, so it neither runs nor blocks
+    second = claim("n2", 100.0)
+    assert second is not None and second.job_id == "b1"  # a2 waits for a1: each account in order
+    assert claim("n3", 100.0) is None
+    # n1's lease lapses: another node takes a1 over; n1 may no longer commit it.
+    taken = claim("n3", 111.0)
+    assert taken is not None and taken.job_id == "a1"
+    assert store.run_sync(lambda tx: tx.hold_job("a1", "n1")) is False
+    assert store.run_sync(lambda tx: tx.hold_job("a1", "n3")) is True
+    assert store.run_sync(lambda tx: tx.renew_job("a1", "n1", 200.0)) is False
+    store.run_sync(lambda tx: tx.complete_job("a1", "[]", 112.0))
+    assert store.run_sync(lambda tx: tx.hold_job("a1", "n3")) is False  # complete: nobody commits it again
+    nxt = claim("n1", 112.0)
+    assert nxt is not None and nxt.job_id == "a2"
+    assert store.run_sync(lambda tx: tx.pending_before("acct-a", 5.0, 112.0)) is True
+    assert store.run_sync(lambda tx: tx.pending_before("acct-c", 5.0, 112.0)) is False  # held back
+    assert store.run_sync(lambda tx: tx.release_leases()) >= 1
+    again = claim("n9", 112.0)
+    assert again is not None and again.job_id in ("a2", "b1")
+
+
+def test_session_lease_excludes_other_owners_until_it_lapses(store: Any) -> None:
+    store.run_sync(lambda tx: tx.insert_session(session("s9")))
+    lock = lambda owner, now: store.run_sync(lambda tx: tx.lock_session("s9", owner, now, now + 30))  # noqa: E731
+    assert lock("call-1", 100.0) is True
+    assert lock("call-2", 110.0) is False
+    assert lock("call-1", 110.0) is True  # renewal by its holder
+    assert lock("call-2", 141.0) is True  # lapsed
+    store.run_sync(lambda tx: tx.unlock_session("s9", "call-1"))  # not the holder: no effect
+    assert lock("call-1", 142.0) is False
+    store.run_sync(lambda tx: tx.unlock_session("s9", "call-2"))
+    assert lock("call-1", 142.0) is True
+    assert store.run_sync(lambda tx: tx.lock_session("missing", "x", 1.0, 2.0)) is False
+
+
+def test_concurrent_commits_into_one_namespace_are_serialized(store: Any) -> None:
+    """Many transactions read-then-write one namespace's counter at once: none loses an update (on
+    PostgreSQL through the per-namespace lock and retries; on SQLite through its single writer)."""
+    store.run_sync(lambda tx: tx.insert_namespace("900", "dbid:x"))
+
+    def bump(tx: Any) -> int:
+        before = tx.current_seq("900")
+        e = entry("900", f"/f{before}", seq=before + 1)
+        tx.put_entry(e)
+        assert tx.next_seq("900") == before + 1
+        return before
+
+    async def go() -> list[int]:
+        return list(await asyncio.gather(*(store.run(bump) for _ in range(40))))
+
+    seen = asyncio.run(go())
+    assert sorted(seen) == list(range(40))
+    assert store.run_sync(lambda tx: tx.current_seq("900")) == 40
