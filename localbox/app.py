@@ -29,6 +29,7 @@ from localbox.api.handlers import tree as tree_handlers
 from localbox.api.handlers import upload_sessions as session_handlers
 from localbox.api.handlers import users as users_handlers
 from localbox.config import Settings
+from localbox.console.web import Console
 from localbox.faults.batches import BatchFaultHooks
 from localbox.faults.calls import RequestLog
 from localbox.faults.middleware import CallMiddleware
@@ -146,11 +147,12 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     admin = AdminService(backends.metadata, backends.blobs, wipe, apply_seed)
     admin_token = settings.admin_token or secrets.token_urlsafe(24)
     admin_api = AdminApi(admin_token, book, request_log, admin, seeder)
-    endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS,
-                                   **users_handlers.HANDLERS, **tree_handlers.HANDLERS,
     metrics = Metrics()  # /metrics, /healthz, /readyz and request ids (#9)
     views = inspection.InspectService(backends.metadata, backends.blobs)
     observability = ObservabilityRoutes(metrics, views)
+    console = Console(admin_token, views, book, request_log, secure_cookie=settings.https)  # /console (#9)
+    endpoint = Endpoint(services, {**session_handlers.HANDLERS, **files_handlers.HANDLERS,
+                                   **users_handlers.HANDLERS, **tree_handlers.HANDLERS,
                                    **listing_handlers.HANDLERS, **search_handlers.HANDLERS,
                                    **team_handlers.HANDLERS}, CallFaults(book, admin))
 
@@ -209,7 +211,7 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
 
     app = _App(
         routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home), *admin_api.routes(),
-                *observability.routes()],
+                *observability.routes(), *console.routes()],
         middleware=[Middleware(ObservabilityMiddleware, metrics=metrics, routes=set(endpoint.handlers))],
         lifespan=lifespan,
     )
@@ -217,5 +219,5 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     app.state.admin_token = admin_token
     app.state.faults = book
     app.state.seeded = seeded
-    return app
     app.state.metrics = metrics
+    return app

@@ -11,8 +11,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from localbox import __version__, cli_admin, cli_client, cli_team
-from localbox.observability.logs import configure_logging
 from localbox.config import ConfigError, Settings, parse_size
+from localbox.observability.logs import configure_logging
 
 if TYPE_CHECKING:
     from localbox.serving import Listener
@@ -113,11 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     _common(migrate)
     cli_team.add_parsers(sub, _common)
     cli_admin.add_parsers(sub, _common)
+    cli_client.add_parsers(sub)
     return parser
 
 
 _SETTING_FLAGS = ("data_dir", "database_url", "blob_url", "host", "port",  # (backend URLs: #5)
-    cli_client.add_parsers(sub)
                   "tls_cert", "tls_key", "tls", "tls_port", "tls_names",
                   "session_ttl", "job_retention", "max_session_size", "quota", "log_level", "log_format",
                   "gc_interval", "gc_grace", "revision_retention", "memory", "seed", "admin_token",
@@ -128,13 +128,13 @@ _SETTING_FLAGS = ("data_dir", "database_url", "blob_url", "host", "port",  # (ba
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if cli_client.handles(args.command):  # upload/download/ls talk HTTP: no server settings apply
+        cli_client.run(args)
     flags = {k: getattr(args, k, None) for k in _SETTING_FLAGS}
     if flags["tls_names"] is not None:
         flags["tls_names"] = ",".join(flags["tls_names"])
     try:
         settings = Settings.load(flags, os.environ)
-    if cli_client.handles(args.command):  # upload/download/ls talk HTTP: no server settings apply
-        cli_client.run(args)
     except ConfigError as e:
         sys.exit(f"localbox: {e}")
     if args.command == "serve":
@@ -337,11 +337,11 @@ def serve(settings: Settings) -> None:
             http=guarded_protocol(settings.header_timeout, settings.body_timeout),
             limit_concurrency=settings.max_connections or None,
             loop="uvloop" if sys.platform != "win32" else "asyncio", timeout_keep_alive=30,
+            **({"log_config": None} if settings.log_format == "json" else {}),  # uvicorn logs as JSON too
         )
     except ServeError as e:
         sys.exit(f"localbox: {e}")
 
-            **({"log_config": None} if settings.log_format == "json" else {}),  # uvicorn logs as JSON too
 
 def _open_backends(settings: Settings, opener: Any) -> Any:
     """The stores `serve` uses, or a message saying what to do (migrate, install an extra, fix a URL)."""
