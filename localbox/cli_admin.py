@@ -43,7 +43,7 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
                        ("clear", "remove every fault rule")):
         _server_flags(fsub.add_parser(name, help=text))
     delete = fsub.add_parser("delete", help="remove one fault rule")
-    delete.add_argument("id")
+    delete.add_argument("id", help="the rule's id (from `localbox faults list`)")
     _server_flags(delete)
 
     reset = sub.add_parser("reset", help="wipe a running server's state (all, or one account)")
