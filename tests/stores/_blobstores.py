@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ class MotoEndpoint:
 
 def start_moto() -> tuple[Any, str]:
     from moto.server import ThreadedMotoServer
+
+    # Credentials come from the standard AWS chain, as in production (servers started by the tests
+    # inherit them); moto accepts any.
+    for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+        os.environ.setdefault(key, value)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

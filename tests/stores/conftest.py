@@ -8,7 +8,6 @@ MinIO or AWS.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,9 +22,6 @@ from localbox.stores.memory import MemoryBlobStore
 
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[MotoEndpoint]:
-    # Credentials come from the standard AWS chain, as in production; moto accepts any.
-    for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        os.environ.setdefault(key, value)
     server, url = start_moto()
     bucket = "localbox-test-" + secrets.token_hex(4)
     create_bucket(url, bucket)

@@ -321,3 +321,23 @@ def test_botocore_is_imported_only_for_an_s3_url() -> None:
     code = ("import sys, localbox.app, localbox.cli, localbox.stores.s3; "
             "assert 'botocore' not in sys.modules, 'botocore imported without an s3 URL'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_garbage_collector_service_collects_on_s3(s3: S3BlobStore, tmp_path: Any) -> None:
+    from localbox.services.gc import GarbageCollector
+    from localbox.stores.sqlite import SqliteMetadataStore
+
+    run(s3.put_blocks(stream([b"orphan"]), NO_LIMIT))  # a block no file refers to
+    Session(s3, "gone").append([b"a session the metadata no longer knows"])
+    time.sleep(1.1)  # LastModified has one-second resolution
+
+    async def collect() -> Any:
+        metadata = SqliteMetadataStore(tmp_path / "metadata.sqlite3")
+        try:
+            return await GarbageCollector(metadata, s3, grace=0.5, revision_retention=3600).run_once()
+        finally:
+            await metadata.close()
+
+    report = run(collect())
+    assert (report.blob_stats.blocks_deleted, report.blob_stats.staging_removed) == (1, 1)
+    assert keys(s3, "") == []
