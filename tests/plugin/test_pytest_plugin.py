@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_serve_without_pytest(pytester: pytest.Pytester) -> None:
             dbx.files_upload(b"hi", "/hi.txt")
             print("OK", dbx.files_download("/hi.txt")[1].content.decode())
     """)
-    result = pytester.run("python", str(script))
+    result = pytester.run(sys.executable, str(script))  # the interpreter that has localbox installed
     assert result.ret == 0, result.stderr.str()
     result.stdout.fnmatch_lines(["OK hi"])
 
