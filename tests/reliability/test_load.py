@@ -149,6 +149,7 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
+@pytest.mark.timeout(SECONDS + 600)
 def test_load_many_clients_then_every_file_is_exact(tmp_path: Path, backend: Backend) -> None:
     with running_server(tmp_path / "data", backend.serve_args) as server:
         tokens = [server.new_account().token for _ in range(ACCOUNTS)]
