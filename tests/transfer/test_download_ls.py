@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import localbox, make_tree
+from transfer_helpers import localbox, make_tree
 
 from localbox.client.http import DropboxHttp, Endpoints, tag_path
 from localbox.testing import LocalboxServer

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import localbox, make_tree, routes
+from transfer_helpers import localbox, make_tree, routes
 
 from localbox.domain.content_hash import content_hash
 from localbox.testing import LocalboxServer
