@@ -34,17 +34,24 @@ class Account:
     token: str
 
 
-def backend_args() -> list[str]:
+_DATABASES: dict[Path, list[str]] = {}
+
+
+def backend_args(data_dir: Path) -> list[str]:
     """`serve` flags of the metadata backend the tests run on: none for the embedded default; with
-    LOCALBOX_TEST_BACKEND=postgres, a database made for this server (migrated, dropped at exit)."""
+    LOCALBOX_TEST_BACKEND=postgres, a database made for this data dir (migrated, dropped at exit), so
+    that every server started on the data dir (a restart, a second node) sees the same data."""
     if os.environ.get("LOCALBOX_TEST_BACKEND", "sqlite") != "postgres":
         return []
-    import pg
+    key = data_dir.resolve()
+    if key not in _DATABASES:
+        import pg
 
-    pg.require()
-    url = pg.create_database()
-    atexit.register(pg.drop_database, url)
-    return ["--database-url", url]
+        pg.require()
+        url = pg.create_database()
+        atexit.register(pg.drop_database, url)
+        _DATABASES[key] = ["--database-url", url]
+    return _DATABASES[key]
 
 
 class LocalServer:
@@ -60,7 +67,7 @@ class LocalServer:
             at = self.extra_args.index("--database-url")
             self.backend_args = self.extra_args[at : at + 2]
         else:
-            self.backend_args = backend_args()
+            self.backend_args = backend_args(data_dir)
             self.extra_args += self.backend_args
         self.port = free_port()
         self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
