@@ -1,11 +1,12 @@
-"""Three `localbox serve` nodes on one PostgreSQL database and one blob store (a shared file:// folder;
-LOCALBOX_TEST_BLOB_URL=s3://... uses that instead), the official SDK spreading its calls round-robin
+"""Three `localbox serve` nodes on one PostgreSQL database and one blob store (a shared file:// folder,
+then moto's S3 server; LOCALBOX_TEST_BLOB_URL overrides the folder), the official SDK spreading its calls round-robin
 over them like a load balancer without sticky sessions.  One node is killed with SIGKILL while batch
 jobs run: every job completes, every entry is committed exactly once (#5)."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import os
 import re
@@ -70,11 +71,20 @@ def round_robin_sdk(nodes: list[LocalServer], token: str) -> tuple[Any, RoundRob
     return dropbox.Dropbox(token, session=session, max_retries_on_error=0, max_retries_on_rate_limit=0), adapter
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[LocalServer], str]]:
-    with pg.database() as url:
+@pytest.fixture(scope="module", params=["file", "s3"])
+def cluster(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[LocalServer], str]]:
+    with pg.database() as url, contextlib.ExitStack() as stack:
         root = tmp_path_factory.mktemp("cluster")
         blob_url = os.environ.get("LOCALBOX_TEST_BLOB_URL") or f"file://{root / 'shared-blobs'}"
+        if request.param == "s3":  # moto's S3 server on 127.0.0.1, as in tests/stores
+            from stores._blobstores import create_bucket, start_moto
+
+            moto, endpoint = start_moto()
+            stack.callback(moto.stop)
+            bucket = f"cluster-{secrets.token_hex(4)}"
+            create_bucket(endpoint, bucket)
+            blob_url = f"s3://{bucket}/nodes?endpoint_url={endpoint}&region=us-east-1"
         nodes = [LocalServer(root / f"node{i}", ["--database-url", url, "--blob-url", blob_url,
                                                  "--log-level", "info"]) for i in range(3)]
         try:
