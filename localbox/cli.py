@@ -329,8 +329,10 @@ def serve(settings: Settings) -> None:
     if settings.memory:
         print("  accounts: from --seed, or POST /admin/accounts", flush=True)
     else:
-        print(f"  get a token: localbox account create you@example.com --data-dir {settings.data_dir} && "
-              f"localbox token create you@example.com --data-dir {settings.data_dir}", flush=True)
+        where = (f"--data-dir {settings.data_dir}" if settings.database_url is None
+                 else "--database-url ... (the same URL; #5)")
+        print(f"  get a token: localbox account create you@example.com {where} && "
+              f"localbox token create you@example.com {where}", flush=True)
     try:
         serve_listeners(
             app, listeners, log_level=settings.log_level.lower(), access_log=False,
