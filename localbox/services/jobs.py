@@ -188,6 +188,10 @@ def _held_back(fate: JobFate | None) -> float | None:
     return FAR_FUTURE if fate.stuck_forever else fate.stuck_until
 
 
+def _pending_before(tx: MetadataTx, account_id: str, created: float, now: float) -> bool:
+    return tx.pending_before(account_id, created, now)
+
+
 def _purge(tx: MetadataTx, cutoff: float) -> int:
     return tx.delete_jobs_before(cutoff)
 
@@ -419,5 +423,14 @@ class BatchService:
             finally:
                 COMMIT_DELAY.reset(token)
 
+        await self._after_earlier_jobs(caller.account.account_id)
         self._enqueue(caller.account.account_id, run)
         return await done
+
+    async def _after_earlier_jobs(self, account_id: str, wait: float = 30.0) -> None:
+        """finish_batch_v2 commits after the account's batches launched before it, whichever node runs
+        them (#5); held-back jobs (job_stuck faults) do not count, and it waits `wait` seconds at most."""
+        since, deadline = time.time(), time.monotonic() + wait
+        while time.monotonic() < deadline and await self.store.read(
+                partial(_pending_before, account_id=account_id, created=since, now=time.time())):
+            await asyncio.sleep(0.02)
