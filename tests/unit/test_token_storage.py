@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from stores.legacy import make_legacy
 
 from localbox.domain.errors import AuthFailure
 from localbox.services.accounts import AccountService, UnknownToken, hash_token
@@ -73,12 +74,11 @@ def test_a_version_2_database_has_its_tokens_hashed(tmp_path: Path) -> None:
     account = service.create_account("ann@example.com")
     _close(store)
     old_secret = "sl.lb" + "A" * 64
+    # What a version-2 release left: no Alembic stamp, tokens in clear in a `token` column.
+    make_legacy(path, 2)
     db = sqlite3.connect(path)
-    db.executescript(
-        "DROP TABLE tokens; DROP INDEX IF EXISTS tokens_account;"
-        "CREATE TABLE tokens (token TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(account_id),"
-        " scopes TEXT NOT NULL); UPDATE meta SET value='2' WHERE key='schema_version';")
-    db.execute("INSERT INTO tokens VALUES (?,?,?)", (old_secret, account.account_id, "files.content.read"))
+    db.execute("INSERT INTO tokens (token, account_id, scopes) VALUES (?,?,?)",
+               (old_secret, account.account_id, "files.content.read"))
     db.commit()
     db.close()
 
