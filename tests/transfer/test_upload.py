@@ -150,8 +150,13 @@ def test_sigint_stops_cleanly_with_a_summary(box: LocalboxServer, tmp_path: Path
     while time.monotonic() < deadline and len(box.requests()) < 10:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 130
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"the upload did not stop after SIGINT: {err[-2000:]}") from None
+    assert proc.returncode == 130, err
     assert '"interrupted": true' in out
 
 
