@@ -20,10 +20,9 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from localbox.domain.errors import CallError, PathLookupError
-from localbox.domain.models import EntryKind
+from localbox.domain.errors import CallError
 from localbox.services.accounts import Caller
-from localbox.services.files import DEFAULT_LIST_LIMIT, ListCursor, resolve_tx
+from localbox.services.files import DEFAULT_LIST_LIMIT, ListCursor, folder_to_list_tx
 from localbox.stores.base import MetadataStore, MetadataTx
 
 log = logging.getLogger("localbox.changes")
@@ -144,15 +143,7 @@ class ChangeFeed:
         Raises PathLookupError like list_folder (not_found, not_folder, malformed_path)."""
 
         def _cursor(tx: MetadataTx) -> str:
-            ns, entry, ref = resolve_tx(tx, caller, path)
-            if ref.is_root:
-                base = ""
-            elif entry is None:
-                raise PathLookupError("not_found")
-            elif entry.kind != EntryKind.FOLDER:
-                raise PathLookupError("not_folder")
-            else:
-                base = entry.path_lower
+            ns, _, base = folder_to_list_tx(tx, caller, path)
             return ListCursor(ns, base, recursive, include_deleted, limit or DEFAULT_LIST_LIMIT,
                               since=tx.current_seq(ns), upto=None, after="").encode()
 

@@ -100,6 +100,19 @@ def resolve_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | 
     return ns, live(tx.get_entry(ns, paths.lower(paths.join(ref.names)))), ref
 
 
+def folder_to_list_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | None, str]:
+    """The folder a listing or cursor is about: (namespace, its entry or None for the root, path_lower).
+    Raises PathLookupError not_found / not_folder / malformed_path as list_folder does."""
+    ns, entry, ref = resolve_tx(tx, caller, path)
+    if ref.is_root:
+        return ns, None, ""
+    if entry is None:
+        raise PathLookupError("not_found")
+    if entry.kind != EntryKind.FOLDER:
+        raise PathLookupError("not_folder")
+    return ns, entry, entry.path_lower
+
+
 FolderCache = dict[tuple[str, str], str]  # (namespace, path_lower) -> path_display of a live folder
 
 
@@ -291,15 +304,7 @@ class FileService:
         self, caller: Caller, path: str, *, recursive: bool, include_deleted: bool, limit: int | None,
     ) -> ListPage:
         def _start(tx: MetadataTx) -> ListPage:
-            ns, entry, ref = resolve_tx(tx, caller, path)
-            if ref.is_root:
-                base = ""
-            elif entry is None:
-                raise PathLookupError("not_found")
-            elif entry.kind != EntryKind.FOLDER:
-                raise PathLookupError("not_folder")
-            else:
-                base = entry.path_lower
+            ns, entry, base = folder_to_list_tx(tx, caller, path)
             cursor = ListCursor(ns, base, recursive, include_deleted, limit or DEFAULT_LIST_LIMIT,
                                 since=-1, upto=tx.current_seq(ns), after="")
             head = [entry] if recursive and entry is not None else []
