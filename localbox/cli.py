@@ -314,7 +314,9 @@ def serve(settings: Settings) -> None:
     backends = _open_backends(settings, open_backends)
     generated_admin_token = settings.admin_token is None
     if generated_admin_token:
-        settings = replace(settings, admin_token=secrets.token_urlsafe(24))
+        # Prefixed: a bare token_urlsafe may start with "-", which argparse would take for an option when
+        # the printed token is passed back as `--admin-token TOKEN`.
+        settings = replace(settings, admin_token="lbadm-" + secrets.token_urlsafe(24))
     try:
         app = create_app(settings, backends)
     except ValueError as e:  # a bad --seed file

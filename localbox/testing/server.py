@@ -119,7 +119,7 @@ class LocalboxServer(AdminClient):
     def __init__(self, *, email: str = "test@localbox.test", token: str | None = None,
                  admin_token: str | None = None, seed: Mapping[str, Any] | None = None,
                  host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
-        super().__init__("", admin_token or secrets.token_urlsafe(24))
+        super().__init__("", admin_token or "lbadm-" + secrets.token_urlsafe(24))
         self.email = email
         self.token = token or "sl.localbox-test-" + secrets.token_urlsafe(24)
         self.seed = dict(seed) if seed is not None else {"accounts": [{"email": email, "name": "Test User",

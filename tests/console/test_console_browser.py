@@ -61,6 +61,18 @@ class Shots:
             shutil.copy(first, extra / first.name)
 
 
+def _eventually(probe: Any, timeout: float = 10.0) -> Any:
+    """The first truthy value of `probe()` within `timeout` seconds (its last value otherwise)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
 def test_browse_to_an_uploaded_file_and_its_finish_batch_job(box: LocalboxServer, browser: Any,
                                                               tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
@@ -134,10 +146,11 @@ def test_browse_to_an_uploaded_file_and_its_finish_batch_job(box: LocalboxServer
     b.find_element(By.ID, "times").send_keys("2")
     b.find_element(By.ID, "params").send_keys('{"retry_after": 3}')
     b.find_element(By.ID, "add").click()
-    [rule] = box.faults()
+    # The form posts asynchronously (htmx): the click returns before the server has the rule.
+    [rule] = _eventually(lambda: box.faults())
     assert (rule["kind"], rule["times"], rule["params"]) == ("too_many_write_operations", 2, {"retry_after": 3})
     assert "too_many_write_operations" in b.find_element(By.ID, "faults").text
     shots.take("09-fault-added")
     b.find_element(By.CSS_SELECTOR, "#faults button.remove").click()
-    assert box.faults() == []
+    assert _eventually(lambda: not box.faults())
     shots.take("10-fault-removed")

@@ -359,7 +359,7 @@ def test_every_promise_survives_sigkill_under_mixed_load(tmp_path: Path, backend
             if round_ % FRESH_EVERY == 0:
                 if server is not None:
                     server.stop()
-                server = LocalServer(tmp_path / f"data{round_}", [*backend.serve_args, "--admin-token", admin_token])
+                server = LocalServer(tmp_path / f"data{round_}", [*backend.serve_args, f"--admin-token={admin_token}"])
                 server.start()
                 survivors.clear()
             assert server is not None
