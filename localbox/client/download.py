@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from localbox.client.http import ApiError, DropboxHttp
-from localbox.client.progress import Reporter, Summary
+from localbox.client.progress import Reporter, Summary, accounted_run
 from localbox.client.upload import file_hash, remote_folder
 from localbox.domain.content_hash import ContentHasher
 
@@ -55,28 +55,14 @@ class Downloader:
         self.summary = Summary("downloaded")
 
     async def run(self, remote: str, local: Path) -> Summary:
-        started = time.monotonic()
-        tasks: list[asyncio.Task[None]] = []
-        try:
+        async with accounted_run(self.summary, self.reporter, self.http.retries.reasons) as tasks:
             plan = await self._plan(remote_folder(remote), local)
             if self.resume:
                 plan = await self._changed_only(plan)
             self.reporter.start(len(plan), sum(int(e["size"]) for e, _ in plan))
             slots = asyncio.Semaphore(self.parallel)
-            tasks = [asyncio.create_task(self._one(entry, target, slots)) for entry, target in plan]
+            tasks.update(asyncio.create_task(self._one(entry, target, slots)) for entry, target in plan)
             await asyncio.gather(*tasks)
-        except asyncio.CancelledError:
-            self.summary.interrupted = True
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-        finally:
-            self.reporter.stop()
-            self.summary.seconds = time.monotonic() - started
-            self.summary.retries = dict(self.http.retries.reasons)
         return self.summary
 
     async def _plan(self, remote: str, local: Path) -> list[tuple[dict[str, Any], Path]]:

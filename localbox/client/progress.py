@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
+import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
@@ -139,6 +143,32 @@ class Summary:
                 print(f"  ... and {len(self.failures) - 50} more (--json lists them all)", file=out)
         if self.interrupted:
             print("interrupted: run the same command with --resume to finish", file=out)
+
+
+@contextlib.asynccontextmanager
+async def accounted_run(summary: Summary, reporter: Reporter,
+                        retries: Mapping[str, int]) -> AsyncIterator[set[asyncio.Task[None]]]:
+    """The frame shared by upload and download runs.  The body registers its tasks in the yielded set.
+    A cancellation (Ctrl-C) stops those tasks and ends the run as `interrupted` instead of propagating,
+    so that the caller still prints what was done and how to resume; in every case the progress display
+    stops and the summary gets the elapsed time and the retries counted so far."""
+    started = time.monotonic()
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        yield tasks
+    except asyncio.CancelledError:
+        summary.interrupted = True
+        pending = list(tasks)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+    finally:
+        reporter.stop()
+        summary.seconds = time.monotonic() - started
+        summary.retries = dict(retries)
 
 
 def _size(n: int) -> str:

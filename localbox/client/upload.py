@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from localbox.client.http import ApiError, DropboxHttp, tag_path
-from localbox.client.progress import Reporter, Summary
+from localbox.client.progress import Reporter, Summary, accounted_run
 from localbox.domain.content_hash import BLOCK_SIZE, ContentHasher, content_hash
 
 MAX_BATCH = 1000  # finish_batch's limit
@@ -145,37 +145,22 @@ class Uploader:
 
     # -- the run ----------------------------------------------------------------------------
     async def run(self, local: Path, folder: str) -> Summary:
-        started = time.monotonic()
-        tasks: set[asyncio.Task[None]] = set()
-        committer: asyncio.Task[None] | None = None
-        try:
+        async with accounted_run(self.summary, self.reporter, self.http.retries.reasons) as tasks:
             files = await asyncio.to_thread(scan, local, remote_folder(folder))
             if self.resume:
                 files = await self._changed_only(files, remote_folder(folder))
             self.reporter.start(len(files), sum(f.size for f in files))
             self._uploading = len(files)
             committer = asyncio.create_task(self._commit_loop())
+            tasks.add(committer)
             slots = asyncio.Semaphore(self.parallel)  # HTTP transfers in flight
             gate = asyncio.Semaphore(self.parallel * 2)  # files in flight (bounds memory and tasks)
             for f in files:
                 await gate.acquire()
                 task = asyncio.create_task(self._one(f, slots, gate))
                 tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                task.add_done_callback(tasks.discard)  # a long run keeps only the files in flight
             await asyncio.gather(*list(tasks))
-            await committer
-        except asyncio.CancelledError:
-            self.summary.interrupted = True
-            for t in [*tasks, *([committer] if committer else [])]:
-                t.cancel()
-            await asyncio.gather(*tasks, *([committer] if committer else []), return_exceptions=True)
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-        finally:
-            self.reporter.stop()
-            self.summary.seconds = time.monotonic() - started
-            self.summary.retries = dict(self.http.retries.reasons)
         return self.summary
 
     async def _changed_only(self, files: list[LocalFile], folder: str) -> list[LocalFile]:
