@@ -6,42 +6,14 @@ only here is `send` the server's own."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from localbox.faults.calls import CURRENT, CallRecord, RequestLog
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from localbox.observability.answers import AnswerTap, ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("localbox.faults")
 SCOPE_KEY = "localbox.call"
-_ERROR_BODY_LIMIT = 64 * 1024
-
-
-def _error_tag(status: int, body: bytes) -> str | None:
-    """The error a response reports, as a tag path (the request log's `error`)."""
-    if status < 400:
-        return None
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        obj = None
-    if isinstance(obj, dict):
-        error = obj.get("error")
-        if status == 429 and isinstance(error, dict) and isinstance(error.get("reason"), dict):
-            return str(error["reason"].get(".tag"))
-        summary = obj.get("error_summary")
-        if isinstance(summary, str):
-            return summary.removesuffix("...").rstrip("/.") or None
-    return {400: "bad_request", 429: "too_many_requests", 500: "internal_error",
-            503: "service_unavailable"}.get(status, f"http_{status}")
 
 
 def _abort(send: Send) -> bool:
@@ -96,7 +68,7 @@ class CallMiddleware:
         record = CallRecord(route=path[3:])
         scope[SCOPE_KEY] = record
         token = CURRENT.set(record)
-        error_body = bytearray()
+        tap = AnswerTap()
         dropped = False
         reset = False
         cut: int | None = None  # body bytes left before a connection_reset breaks the connection
@@ -105,6 +77,7 @@ class CallMiddleware:
             nonlocal dropped, reset, cut
             if dropped:
                 return
+            tap.see(message)
             if message["type"] == "http.response.start":
                 if record.drop:
                     dropped = True
@@ -126,12 +99,9 @@ class CallMiddleware:
                     if not await _break(send):
                         raise ConnectionResetError("fault: connection reset")
                     return
-            elif message["type"] == "http.response.body":
-                if record.status is not None and record.status >= 400 and len(error_body) < _ERROR_BODY_LIMIT:
-                    error_body.extend(message.get("body", b"")[:_ERROR_BODY_LIMIT])
-                if record.bytes_per_second:
-                    await self._throttled(message, send, record.bytes_per_second)
-                    return
+            elif message["type"] == "http.response.body" and record.bytes_per_second:
+                await self._throttled(message, send, record.bytes_per_second)
+                return
             await send(message)
 
         try:
@@ -139,7 +109,7 @@ class CallMiddleware:
         finally:
             CURRENT.reset(token)
             if record.status is not None:
-                record.error = _error_tag(record.status, bytes(error_body))
+                record.error = tap.error
             if dropped:
                 record.error = "connection_reset" if reset else "response_dropped"
             self.requests.add(record, time.time())

@@ -11,56 +11,23 @@ latency of batch jobs (launch to commit) are read from the services when /metric
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Collection
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from localbox.observability.answers import AnswerTap, ASGIApp, Message, Receive, Scope, Send, error_tag
 from localbox.observability.context import REQUEST_ID, REQUEST_ID_KEY
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("localbox.access")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 480)
 _JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 # Calls that commit files before they answer: their latency is also the commit latency.
 COMMIT_ROUTES = frozenset({"files/upload", "files/upload_session/finish", "files/upload_session/finish_batch_v2"})
-_ERROR_BODY_LIMIT = 64 * 1024
-
-
-def error_tag(status: int | None, body: bytes) -> str | None:
-    """The Dropbox error of an answer, as a tag path without the user's text."""
-    if status is None or status < 400:
-        return None
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        obj = None
-    if isinstance(obj, dict):
-        error = obj.get("error")
-        if status == 429 and isinstance(error, dict) and isinstance(error.get("reason"), dict):
-            return str(error["reason"].get(".tag"))[:100]
-        tags: list[str] = []
-        while isinstance(error, dict) and isinstance(error.get(".tag"), str):
-            tags.append(error[".tag"])
-            inner = error.get(error[".tag"])
-            if not (isinstance(inner, dict) and ".tag" in inner):  # a flattened struct (UploadWriteFailed)
-                inner = next((v for k, v in error.items() if k != ".tag" and isinstance(v, dict) and ".tag" in v),
-                             None)
-            error = inner
-        if tags:
-            return "/".join(tags)[:100]
-    return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 429: "too_many_requests",
-            500: "internal_error", 503: "service_unavailable"}.get(status, f"http_{status}")
 
 
 class Metrics:
@@ -154,9 +121,8 @@ class ObservabilityMiddleware:
     async def _measured(self, route: str, scope: Scope, receive: Receive, send: Send) -> None:
         label = route if route in self.routes else "unknown"
         started = time.perf_counter()
-        status: int | None = None
+        tap = AnswerTap()
         bytes_in = bytes_out = 0
-        error_body = bytearray()
 
         async def counting_receive() -> Message:
             nonlocal bytes_in
@@ -166,26 +132,24 @@ class ObservabilityMiddleware:
             return message
 
         async def counting_send(message: Message) -> None:
-            nonlocal status, bytes_out
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body":
-                body = message.get("body", b"")
-                bytes_out += len(body)
-                if status is not None and status >= 400 and len(error_body) < _ERROR_BODY_LIMIT:
-                    error_body.extend(body[:_ERROR_BODY_LIMIT])
+            nonlocal bytes_out
+            tap.see(message)
+            if message["type"] == "http.response.body":
+                bytes_out += len(message.get("body", b""))
             await send(message)
 
         self.metrics.in_flight.inc()
+        failed = False
         try:
             await self.app(scope, counting_receive, counting_send)
         except Exception:
-            status = status or 500
+            failed = True
             raise
         finally:
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
-            error = error_tag(status, bytes(error_body))
+            status = tap.status or (500 if failed else None)
+            error = tap.error if tap.status is not None else error_tag(status, b"")
             self.metrics.observe_call(label, status, seconds, bytes_in, bytes_out, error)
             access_log.debug("%s %s %.1fms in=%d out=%d%s", route, status, seconds * 1000, bytes_in, bytes_out,
                              f" error={error}" if error else "")
