@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -9,10 +10,51 @@ from typing import Any
 
 from localbox.domain.errors import DomainError, Family
 from localbox.domain.models import Entry, EntryKind
+from localbox.services.mounts import Sharing, TeamView
 from localbox.services.search import SearchPage
 from localbox.spec import build_union, files
 
 Nester = Callable[[DomainError], tuple[tuple[str, ...], dict[str, Any]]]
+
+# The team space view of the call being answered (set by the endpoint when the caller's path root is
+# a team root): every Entry this module turns into metadata is shown through it, so paths inside a
+# mounted namespace read "/Marketing/a.txt" and shared content carries its sharing_info, whichever
+# route produced the entry.
+VIEW: contextvars.ContextVar[TeamView | None] = contextvars.ContextVar("localbox_team_view", default=None)
+
+
+def _seen(e: Entry) -> tuple[Entry, Sharing | None]:
+    view = VIEW.get()
+    return (e, None) if view is None else view.present(e)
+
+
+def _sharing_json(kind: EntryKind, sharing: Sharing) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if sharing.parent_shared_folder_id is not None:
+        out["parent_shared_folder_id"] = sharing.parent_shared_folder_id
+    if kind == EntryKind.FILE:
+        return {**out, "sharing_info": {"read_only": False, **out}}
+    if kind == EntryKind.DELETED:
+        return out
+    info = {"read_only": False, **out}
+    if sharing.shared_folder_id is not None:
+        out["shared_folder_id"] = info["shared_folder_id"] = sharing.shared_folder_id
+    return {**out, "sharing_info": {**info, "traverse_only": False, "no_access": False}}
+
+
+def _sharing_stone(kind: EntryKind, sharing: Sharing | None) -> dict[str, Any]:
+    if sharing is None:
+        return {}
+    parent = sharing.parent_shared_folder_id
+    if kind == EntryKind.FILE:
+        return {"parent_shared_folder_id": parent,
+                "sharing_info": files.FileSharingInfo(read_only=False, parent_shared_folder_id=parent)}
+    if kind == EntryKind.DELETED:
+        return {"parent_shared_folder_id": parent}
+    return {"parent_shared_folder_id": parent, "shared_folder_id": sharing.shared_folder_id,
+            "sharing_info": files.FolderSharingInfo(read_only=False, parent_shared_folder_id=parent,
+                                                    shared_folder_id=sharing.shared_folder_id,
+                                                    traverse_only=False, no_access=False)}
 
 
 def timestamp(ts: float) -> datetime:
@@ -21,10 +63,12 @@ def timestamp(ts: float) -> datetime:
 
 
 def file_metadata(e: Entry) -> Any:
+    e, sharing = _seen(e)
     return files.FileMetadata(
         name=e.name, id=e.id, client_modified=timestamp(e.client_modified),
         server_modified=timestamp(e.server_modified), rev=e.rev, size=e.size, path_lower=e.path_lower,
         path_display=e.path_display, is_downloadable=True, content_hash=e.content_hash,
+        **_sharing_stone(EntryKind.FILE, sharing),
     )
 
 
@@ -35,21 +79,24 @@ def _stamp(ts: float) -> str:
 def file_metadata_json(e: Entry) -> dict[str, Any]:
     """The JSON stone emits for `file_metadata(e)`, built directly: batch results carry up to 1000 of
     these and stone's generic encoder costs ~0.1 ms each.  tests/unit pins the two to each other."""
-    return {
+    e, sharing = _seen(e)
+    out = {
         "name": e.name, "path_lower": e.path_lower, "path_display": e.path_display, "id": e.id,
         "client_modified": _stamp(e.client_modified), "server_modified": _stamp(e.server_modified),
         "rev": e.rev, "size": e.size, "is_downloadable": True, "content_hash": e.content_hash,
     }
+    return out if sharing is None else {**out, **_sharing_json(EntryKind.FILE, sharing)}
 
 
 def metadata_json(e: Entry) -> dict[str, Any]:
     """The JSON stone emits for `metadata(e)` with the Metadata union's `.tag` (listings carry 2000)."""
     if e.kind == EntryKind.FILE:
         return {".tag": "file", **file_metadata_json(e)}
+    e, sharing = _seen(e)
     base = {".tag": e.kind.value, "name": e.name, "path_lower": e.path_lower, "path_display": e.path_display}
     if e.kind == EntryKind.FOLDER:
         base["id"] = e.id
-    return base
+    return base if sharing is None else {**base, **_sharing_json(e.kind, sharing)}
 
 
 def batch_entries_json(outcomes: Sequence[Entry | DomainError]) -> list[dict[str, Any]]:
@@ -68,9 +115,12 @@ def batch_entries_json(outcomes: Sequence[Entry | DomainError]) -> list[dict[str
 def metadata(e: Entry) -> Any:
     if e.kind == EntryKind.FILE:
         return file_metadata(e)
+    e, sharing = _seen(e)
+    extra = _sharing_stone(e.kind, sharing)
     if e.kind == EntryKind.FOLDER:
-        return files.FolderMetadata(name=e.name, id=e.id, path_lower=e.path_lower, path_display=e.path_display)
-    return files.DeletedMetadata(name=e.name, path_lower=e.path_lower, path_display=e.path_display)
+        return files.FolderMetadata(name=e.name, id=e.id, path_lower=e.path_lower, path_display=e.path_display,
+                                    **extra)
+    return files.DeletedMetadata(name=e.name, path_lower=e.path_lower, path_display=e.path_display, **extra)
 
 
 def _prefix(*outer: str) -> Nester:

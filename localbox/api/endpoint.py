@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from localbox.api import principals, responses
+from localbox.api import convert, principals, responses
 from localbox.api.context import Call, Services
 from localbox.api.convert import route_error_json
 from localbox.api.faults import CallFaults
@@ -27,6 +27,7 @@ from localbox.domain.errors import (
 )
 from localbox.observability.context import REQUEST_ID_KEY
 from localbox.services.accounts import Caller
+from localbox.services.mounts import team_view
 from localbox.services.teams import TeamPrincipal, TransportLimitReached
 from localbox.services.upload_sessions import Body
 from localbox.spec import DATA_TRANSPORT, ROUTES, RouteSpec, WireError, common, decode_arg, encode
@@ -150,7 +151,12 @@ class Endpoint:
         body = Body(request.stream(), _content_length(request)) if route.style == "upload" else Body(_nothing(), 0)
         if self.faults is not None:
             body = self.faults.body(request, body)
-        result = await handler(self.services, Call(route, arg, caller, body, request, team))
+        view = await team_view(self.services.accounts.store, caller) if caller is not None else None
+        token = convert.VIEW.set(view)
+        try:
+            result = await handler(self.services, Call(route, arg, caller, body, request, team))
+        finally:
+            convert.VIEW.reset(token)
         if isinstance(result, Download):
             headers = {"Dropbox-API-Result": encode(route.result, result.result),
                        "Content-Length": str(result.length), **result.headers}

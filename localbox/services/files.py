@@ -20,6 +20,7 @@ from localbox.domain.errors import BadRequest, DomainError, PathLookupError, Wri
 from localbox.domain.models import Entry, EntryKind
 from localbox.services.access import can_access
 from localbox.services.accounts import Caller
+from localbox.services.mounts import locate_tx, mount_by_id_tx, mount_points_tx
 from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
 
 DEFAULT_LIST_LIMIT = 2000
@@ -69,23 +70,22 @@ class Content:
         return hash_from_digests(self.blocks)
 
 
-def namespace_for(tx: MetadataTx, caller: Caller, ref: paths.PathRef, error: type[DomainError]) -> str:
-    if ref.namespace_id is None:
-        return caller.namespace_id
-    if not can_access(tx, caller, ref.namespace_id):
-        raise error("no_write_permission") if error is WriteFailure else error("not_found")
-    return ref.namespace_id
-
-
 def live(entry: Entry | None) -> Entry | None:
     return None if entry is None or entry.kind == EntryKind.DELETED else entry
 
 
 def resolve_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | None, paths.PathRef]:
-    """Resolve a read path to (namespace, live entry or None, parsed ref)."""
+    """Resolve a read path to (namespace, live entry or None, the path within that namespace).
+
+    Paths through a team space mount continue in the mounted namespace (services/mounts.py); a
+    mount point itself is the root of its namespace (`is_root`) whose entry is the mount folder."""
     ref = paths.parse(path)
     if ref.file_id is not None:
         entry = tx.get_entry_by_id(ref.file_id)
+        if entry is None:
+            mount = mount_by_id_tx(tx, caller, ref.file_id)
+            if mount is not None:
+                return mount.namespace_id, mount.entry(), paths.PathRef(namespace_id=mount.namespace_id)
         if entry is None or not can_access(tx, caller, entry.namespace_id):
             raise PathLookupError("not_found")
         return entry.namespace_id, entry, ref
@@ -94,23 +94,39 @@ def resolve_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | 
         if entry is None or not can_access(tx, caller, entry.namespace_id):
             raise PathLookupError("not_found")
         return entry.namespace_id, entry, ref
-    ns = namespace_for(tx, caller, ref, PathLookupError)
-    if ref.is_root:
-        return ns, None, ref
-    return ns, live(tx.get_entry(ns, paths.lower(paths.join(ref.names)))), ref
+    at = locate_tx(tx, caller, ref, PathLookupError)
+    inner = paths.PathRef(names=at.names, namespace_id=at.namespace_id)
+    if at.is_mount_point:
+        assert at.mount is not None
+        return at.namespace_id, at.mount.entry(), inner
+    if not at.names:
+        return at.namespace_id, None, inner
+    return at.namespace_id, live(tx.get_entry(at.namespace_id, paths.lower(paths.join(at.names)))), inner
 
 
 def folder_to_list_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | None, str]:
     """The folder a listing or cursor is about: (namespace, its entry or None for the root, path_lower).
+    A mount point lists the root of its namespace (its entry is the mount folder).
     Raises PathLookupError not_found / not_folder / malformed_path as list_folder does."""
     ns, entry, ref = resolve_tx(tx, caller, path)
     if ref.is_root:
-        return ns, None, ""
+        return ns, entry, ""
     if entry is None:
         raise PathLookupError("not_found")
     if entry.kind != EntryKind.FOLDER:
         raise PathLookupError("not_folder")
     return ns, entry, entry.path_lower
+
+
+def write_target_tx(tx: MetadataTx, caller: Caller, ref: paths.PathRef) -> tuple[str, tuple[str, ...]]:
+    """Namespace and names of a plain or `ns:` path to write to.  Raises WriteFailure: malformed_path
+    for a namespace root, conflict/folder for a mount point (a folder is there)."""
+    at = locate_tx(tx, caller, ref, WriteFailure)
+    if at.is_mount_point:
+        raise conflict("folder")
+    if not at.names:
+        raise WriteFailure("malformed_path")
+    return at.namespace_id, at.names
 
 
 FolderCache = dict[tuple[str, str], str]  # (namespace, path_lower) -> path_display of a live folder
@@ -169,9 +185,7 @@ def commit_file_tx(
             raise WriteFailure("malformed_path")
         ns, names = target.namespace_id, tuple(target.path_display[1:].split("/"))
     else:
-        ns, names = namespace_for(tx, caller, ref, WriteFailure), ref.names
-    if not names:
-        raise WriteFailure("malformed_path")
+        ns, names = write_target_tx(tx, caller, ref)
     parent_display, found_parents = existing_parents(tx, ns, names, known)
     content_hash = content.content_hash
     lower = paths.lower(paths.join(names))
@@ -308,6 +322,10 @@ class FileService:
             cursor = ListCursor(ns, base, recursive, include_deleted, limit or DEFAULT_LIST_LIMIT,
                                 since=-1, upto=tx.current_seq(ns), after="")
             head = [entry] if recursive and entry is not None else []
+            if not base:
+                # The team root shows its mounts; their contents stay in their own namespaces, so
+                # a recursive listing of the team root does not descend into them.
+                head += mount_points_tx(tx, caller, ns)
             return self._page(tx, cursor, head)
 
         return await self.store.read(_start)

@@ -34,6 +34,7 @@ from localbox.services.account_limits import DEFAULT_MAX_PENDING_JOBS, check_pen
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec
 from localbox.services.job_leases import FAR_FUTURE, JobClaimer, LeaseLost, guarded
+from localbox.services.mounts import write_namespaces
 from localbox.services.tree import copy_many_tx, create_folders_tx, delete_many_tx, move_many_tx
 from localbox.services.upload_sessions import EntryOutcome, FinishEntry, commit_entries_tx
 from localbox.services.write_locks import (
@@ -41,7 +42,6 @@ from localbox.services.write_locks import (
     TOO_MANY_WRITE_OPERATIONS,
     LocalNamespaceLocks,
     NamespaceLocks,
-    namespace_of,
 )
 from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
 
@@ -254,7 +254,7 @@ class BatchService:
     # -- commits -----------------------------------------------------------------------------
     async def _commit(self, caller: Caller, entries: list[FinishEntry], job_id: str | None,
                       failing: Mapping[int, str] | None = None, fail_job: bool = False) -> list[EntryOutcome]:
-        targets = [namespace_of(caller.namespace_id, e.commit.path) for e in entries]
+        targets = await write_namespaces(self.store, caller, [e.commit.path for e in entries])
 
         def _tx(tx: MetadataTx, busy: frozenset[str]) -> list[EntryOutcome]:
             # Entries that an injected fault fails, or whose namespace stayed busy past the bound, are
@@ -349,7 +349,9 @@ class BatchService:
     async def _tree_job(self, kind: str, caller: Caller, request: dict[str, Any], job_id: str,
                         internal_error: bool) -> None:
         key, written = _TREE_ENTRIES[kind]
-        targets = [{namespace_of(caller.namespace_id, p) for p in written(item)} for item in request[key]]
+        items = [list(written(item)) for item in request[key]]
+        flat = iter(await write_namespaces(self.store, caller, [p for ps in items for p in ps]))
+        targets = [{next(flat) for _ in ps} for ps in items]
         async with self.write_locks.hold_some(set().union(*targets)) as busy:
             refused = frozenset(i for i, ns in enumerate(targets) if ns & busy)
             run = _run_tree_batch_then_fail if internal_error else _run_tree_batch

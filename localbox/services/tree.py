@@ -34,13 +34,14 @@ from localbox.services.files import (
     existing_parents,
     free_name,
     live,
-    namespace_for,
     new_file_id,
     new_rev,
     now,
     resolve_tx,
+    write_target_tx,
 )
-from localbox.services.write_locks import LocalNamespaceLocks, NamespaceBusy, NamespaceLocks, namespaces_of
+from localbox.services.mounts import write_namespaces
+from localbox.services.write_locks import LocalNamespaceLocks, NamespaceBusy, NamespaceLocks
 from localbox.stores.base import MetadataStore, MetadataTx
 
 # Dropbox refuses operations that "would involve more than 10,000 files and folders" (too_many_files).
@@ -75,7 +76,11 @@ def _target(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, tuple[str, 
     ref = paths.parse(path, for_write=True)
     if ref.file_id is not None or ref.rev is not None or not ref.names:
         raise WriteFailure("malformed_path")
-    return namespace_for(tx, caller, ref, WriteFailure), ref.names
+    return write_target_tx(tx, caller, ref)
+
+
+def _is_mount_point(entry: Entry | None, ref: paths.PathRef) -> bool:
+    return entry is not None and ref.is_root
 
 
 def create_folder_tx(
@@ -103,6 +108,8 @@ def create_folder_tx(
 def delete_tx(tx: MetadataTx, caller: Caller, path: str, *, parent_rev: str | None, when: float) -> Entry:
     """Delete a file or a folder with everything below it; returns the metadata it had."""
     _, entry, ref = resolve_tx(tx, caller, path)
+    if _is_mount_point(entry, ref):
+        raise WriteFailure("team_folder")  # a member home or team folder is not deleted through files/
     if ref.is_root:
         raise WriteFailure("malformed_path")
     if entry is None:
@@ -123,6 +130,8 @@ def relocate_tx(
         _, src, src_ref = resolve_tx(tx, caller, from_path)
     except PathLookupError as e:
         raise RelocationFailure.wrap("from_lookup", e) from None
+    if _is_mount_point(src, src_ref):
+        raise RelocationFailure("from_write", "team_folder")
     if src_ref.is_root:
         raise RelocationFailure("from_lookup", "malformed_path")
     if src is None:
@@ -234,7 +243,7 @@ class TreeService:
     async def _write(self, caller: Caller, entry_paths: list[str], fn: Callable[[MetadataTx], T]) -> T:
         """Run a write transaction holding the write locks of the namespaces it addresses (429 past the bound)."""
         try:
-            async with self.write_locks.hold(namespaces_of(caller.namespace_id, entry_paths)):
+            async with self.write_locks.hold(set(await write_namespaces(self.store, caller, entry_paths))):
                 return await self.store.run(fn)
         except NamespaceBusy as busy:
             raise busy.rate_limited() from None

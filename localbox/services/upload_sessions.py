@@ -23,8 +23,9 @@ from localbox.domain.models import Entry, Piece, SessionState, SessionType, Uplo
 from localbox.services.account_limits import DEFAULT_MAX_OPEN_SESSIONS, check_open_sessions
 from localbox.services.accounts import Caller
 from localbox.services.files import CommitSpec, Content, FolderCache, commit_file_tx
+from localbox.services.mounts import write_namespaces
 from localbox.services.session_leases import NoSessionLeases, SessionLeases
-from localbox.services.write_locks import LocalNamespaceLocks, NamespaceBusy, NamespaceLocks, namespaces_of
+from localbox.services.write_locks import LocalNamespaceLocks, NamespaceBusy, NamespaceLocks
 from localbox.stores.base import BlobStore, BodyTooLarge, MetadataStore, MetadataTx, StagedAppend
 
 MAX_REQUEST_BODY = 150 * 1024 * 1024
@@ -372,7 +373,7 @@ class UploadSessionService:
 
     async def _commit_one(self, caller: Caller, entry: FinishEntry, *, require_closed: bool) -> Entry:
         try:
-            async with self.write_locks.hold(namespaces_of(caller.namespace_id, [entry.commit.path])):
+            async with self.write_locks.hold(set(await write_namespaces(self.store, caller, [entry.commit.path]))):
                 [outcome] = await self.store.run(lambda tx: commit_entries_tx(tx, caller, [entry], require_closed))
         except NamespaceBusy as busy:
             raise busy.rate_limited() from None
