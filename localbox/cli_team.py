@@ -25,6 +25,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     remove = tsub.add_parser("remove-member", help="take an account off its team")
     remove.add_argument("name", help="the team's name")
     remove.add_argument("email", help="the member's account email")
+    suspend = tsub.add_parser("suspend-member",
+                              help="suspend a member: they stay on the team, but their calls get user_suspended")
+    suspend.add_argument("name", help="the team's name")
+    suspend.add_argument("email", help="the member's account email")
+    unsuspend = tsub.add_parser("unsuspend-member", help="lift a member's suspension")
+    unsuspend.add_argument("name", help="the team's name")
+    unsuspend.add_argument("email", help="the member's account email")
     folder = tsub.add_parser("folder", help="team folders")
     fsub = folder.add_subparsers(dest="folder_action", required=True)
     fcreate = fsub.add_parser("create", help="create a team folder; prints its namespace id")
@@ -37,7 +44,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     usage = tsub.add_parser("usage", help="data transport calls counted this month")
     usage.add_argument("name", help="the team's name")
     usage.add_argument("--month", help="YYYY-MM (default: the current month, UTC)")
-    for leaf in (create, add, remove, fcreate, limit, usage):
+    for leaf in (create, add, remove, suspend, unsuspend, fcreate, limit, usage):
         common(leaf)
 
 
@@ -68,6 +75,10 @@ def run(settings: Settings, args: argparse.Namespace) -> None:
         elif args.action == "remove-member":
             member = teams.remove_member(args.name, args.email)
             print(f"removed {args.email} ({member.team_member_id}) from {args.name}")
+        elif args.action in ("suspend-member", "unsuspend-member"):
+            member = teams.set_suspended(args.name, args.email, suspended=args.action == "suspend-member")
+            done = "suspended" if member.suspended is not None else "unsuspended"
+            print(f"{done} {args.email} ({member.team_member_id}) in {args.name}")
         elif args.action == "folder":
             folder = teams.create_folder(args.name, args.folder)
             print(f"created team folder {folder.name} in {args.name}", file=sys.stderr)

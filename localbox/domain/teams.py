@@ -58,9 +58,11 @@ class TeamMember:
     is_admin: bool
     joined: float
     removed: float | None = None
+    suspended: float | None = None  # when an admin suspended the member (still on the team, locked out)
 
     @property
     def active(self) -> bool:
+        """On the team (suspended or not)."""
         return self.removed is None
 
 

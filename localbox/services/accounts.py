@@ -136,16 +136,19 @@ class AccountService:
 
     # -- per request
     async def authenticate(self, bearer: str) -> tuple[Account, frozenset[str]]:
-        def _lookup(tx: MetadataTx) -> tuple[Account, frozenset[str]] | None:
+        def _lookup(tx: MetadataTx) -> tuple[Account, frozenset[str]] | str:
             token = tx.get_token(hash_token(bearer))
-            if token is None:
-                return None
-            account = tx.get_account(token.account_id)
-            return None if account is None else (account, token.scopes)
+            account = tx.get_account(token.account_id) if token is not None else None
+            if token is None or account is None:
+                return "invalid_access_token"
+            member = tx.team_member_of_account(account.account_id)
+            if member is not None and member.suspended is not None:
+                return "user_suspended"  # the token stays valid, for when the suspension is lifted
+            return account, token.scopes
 
         found = await self.store.read(_lookup)
-        if found is None:
-            raise AuthFailure("invalid_access_token")
+        if isinstance(found, str):
+            raise AuthFailure(found)
         return found
 
     async def bytes_used(self, account_id: str) -> int:

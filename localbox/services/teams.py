@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from localbox.domain.errors import AuthFailure, CallError
@@ -160,6 +160,26 @@ class TeamService:
 
         return self.store.run_sync(_remove)
 
+    def set_suspended(self, team_name: str, email: str, *, suspended: bool) -> TeamMember:
+        """Suspend a member (they stay on the team but every call as them fails with user_suspended)
+        or lift the suspension."""
+
+        def _set(tx: MetadataTx) -> TeamMember:
+            team = self._team(tx, team_name)
+            account = tx.get_account_by_email(email)
+            if account is None:
+                raise UnknownAccount(email)
+            member = tx.team_member_of_account(account.account_id)
+            if member is None or member.team_id != team.team_id:
+                raise TeamError(f"{email} is not a member of {team_name!r}")
+            if (member.suspended is not None) == suspended:
+                raise TeamError(f"{email} is {'already' if suspended else 'not'} suspended")
+            when = time.time() if suspended else None
+            tx.set_team_member_suspended(member.team_member_id, when)
+            return replace(member, suspended=when)
+
+        return self.store.run_sync(_set)
+
     def create_folder(self, team_name: str, folder_name: str) -> TeamNamespace:
         def _create(tx: MetadataTx) -> TeamNamespace:
             team = self._team(tx, team_name)
@@ -240,18 +260,20 @@ class TeamService:
         AuthFailure invalid_select_user / invalid_select_admin as Dropbox answers with 401."""
         tag = "invalid_select_admin" if admin else "invalid_select_user"
 
-        def _lookup(tx: MetadataTx) -> Account | None:
+        def _lookup(tx: MetadataTx) -> Account | str:
             member = tx.get_team_member(team_member_id)
             if member is None or member.team_id != principal.team.team_id or not member.active:
-                return None
+                return tag
             if admin and not member.is_admin:
-                return None
-            return tx.get_account(member.account_id)
+                return tag
+            if member.suspended is not None:
+                return "user_suspended"
+            return tx.get_account(member.account_id) or tag
 
-        account = await self.store.read(_lookup)
-        if account is None:
-            raise AuthFailure(tag)
-        return account
+        found = await self.store.read(_lookup)
+        if isinstance(found, str):
+            raise AuthFailure(found)
+        return found
 
     async def rate_limit_of(self, key: str) -> float | None:
         """Requests per second allowed to a token (by token_key).  Limits are set when a token is made

@@ -8,7 +8,7 @@ from typing import Any
 from localbox.domain.teams import NamespaceKind, Team, TeamMember, TeamNamespace, TeamToken, TransportUsage
 
 TEAM = "team_id, name, root_namespace_id, created, transport_limit"
-MEMBER = "team_member_id, team_id, account_id, is_admin, joined, removed"
+MEMBER = "team_member_id, team_id, account_id, is_admin, joined, removed, suspended"
 TEAM_NS = "namespace_id, team_id, kind, name, team_member_id"
 
 
@@ -17,7 +17,7 @@ def _team(row: Any) -> Team | None:
 
 
 def _member(row: Any) -> TeamMember | None:
-    return None if row is None else TeamMember(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+    return None if row is None else TeamMember(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
 
 def _namespace(row: Any) -> TeamNamespace | None:
@@ -45,8 +45,8 @@ class PgTeamTxMixin:
         self._x("UPDATE teams SET transport_limit=%s WHERE team_id=%s", (limit, team_id))
 
     def insert_team_member(self, m: TeamMember) -> None:
-        self._x(f"INSERT INTO team_members ({MEMBER}) VALUES (%s,%s,%s,%s,%s,%s)",
-                (m.team_member_id, m.team_id, m.account_id, int(m.is_admin), m.joined, m.removed))
+        self._x(f"INSERT INTO team_members ({MEMBER}) VALUES (%s,%s,%s,%s,%s,%s,%s)",
+                (m.team_member_id, m.team_id, m.account_id, int(m.is_admin), m.joined, m.removed, m.suspended))
 
     def get_team_member(self, team_member_id: str) -> TeamMember | None:
         return _member(self._row(f"SELECT {MEMBER} FROM team_members WHERE team_member_id=%s", team_member_id))
@@ -63,6 +63,9 @@ class PgTeamTxMixin:
 
     def count_team_members(self, team_id: str) -> int:
         return int(self._row("SELECT COUNT(*) FROM team_members WHERE team_id=%s AND removed IS NULL", team_id)[0])
+
+    def set_team_member_suspended(self, team_member_id: str, when: float | None) -> None:
+        self._x("UPDATE team_members SET suspended=%s WHERE team_member_id=%s", (when, team_member_id))
 
     def remove_team_member(self, team_member_id: str, when: float) -> None:
         self._x("UPDATE team_members SET removed=%s WHERE team_member_id=%s AND removed IS NULL",

@@ -124,6 +124,7 @@ members = Table(
     "team_members", metadata,
     _col("team_member_id", T(), primary_key=True), _col("team_id", T()), _col("account_id", T()),
     _col("is_admin", Integer), _col("joined", Float), _col("removed", Float, null=True),
+    _col("suspended", Float, null=True),  # 0003
     Index("team_members_team", "team_id", "team_member_id"),
 )
 Index("team_members_account", members.c.account_id, unique=True,

@@ -1,8 +1,8 @@
 """The Alembic revision a database must be at for this localbox (checked without importing Alembic)."""
 
-HEAD = "0002"
+HEAD = "0003"
 BASELINE = "0001"  # the schema of releases before Alembic (SQLite meta.schema_version 3)
-REVISIONS = ("0001", "0002")  # oldest first; a database at a revision not listed is newer than this localbox
+REVISIONS = ("0001", "0002", "0003")  # oldest first; a database at a revision not listed is newer than this localbox
 
 
 class SchemaOutdated(Exception):

@@ -34,8 +34,11 @@ def _team(row: Any) -> Team | None:
     return None if row is None else Team(row[0], row[1], row[2], row[3], row[4])
 
 
+MEMBER = "team_member_id, team_id, account_id, is_admin, joined, removed, suspended"
+
+
 def _member(row: Any) -> TeamMember | None:
-    return None if row is None else TeamMember(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+    return None if row is None else TeamMember(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
 
 def _namespace(row: Any) -> TeamNamespace | None:
@@ -66,24 +69,30 @@ class TeamTxMixin:
 
     # -- members
     def insert_team_member(self, m: TeamMember) -> None:
-        self.db.execute("INSERT INTO team_members VALUES (?,?,?,?,?,?)",
-                        (m.team_member_id, m.team_id, m.account_id, int(m.is_admin), m.joined, m.removed))
+        self.db.execute(f"INSERT INTO team_members ({MEMBER}) VALUES (?,?,?,?,?,?,?)",
+                        (m.team_member_id, m.team_id, m.account_id, int(m.is_admin), m.joined, m.removed,
+                         m.suspended))
 
     def get_team_member(self, team_member_id: str) -> TeamMember | None:
-        return _member(self._row("SELECT * FROM team_members WHERE team_member_id=?", team_member_id))
+        return _member(self._row(f"SELECT {MEMBER} FROM team_members WHERE team_member_id=?", team_member_id))
 
     def team_member_of_account(self, account_id: str) -> TeamMember | None:
-        return _member(self._row("SELECT * FROM team_members WHERE account_id=? AND removed IS NULL", account_id))
+        return _member(self._row(f"SELECT {MEMBER} FROM team_members WHERE account_id=? AND removed IS NULL",
+                                 account_id))
 
     def list_team_members(self, team_id: str, *, after: str, limit: int, include_removed: bool) -> list[TeamMember]:
         where = "" if include_removed else " AND removed IS NULL"
         rows = self.db.execute(
-            f"SELECT * FROM team_members WHERE team_id=? AND team_member_id > ?{where} ORDER BY team_member_id LIMIT ?",
+            f"SELECT {MEMBER} FROM team_members WHERE team_id=? AND team_member_id > ?{where} "
+            "ORDER BY team_member_id LIMIT ?",
             (team_id, after, limit)).fetchall()
         return [m for m in map(_member, rows) if m is not None]
 
     def count_team_members(self, team_id: str) -> int:
         return int(self._row("SELECT COUNT(*) FROM team_members WHERE team_id=? AND removed IS NULL", team_id)[0])
+
+    def set_team_member_suspended(self, team_member_id: str, when: float | None) -> None:
+        self.db.execute("UPDATE team_members SET suspended=? WHERE team_member_id=?", (when, team_member_id))
 
     def remove_team_member(self, team_member_id: str, when: float) -> None:
         self.db.execute("UPDATE team_members SET removed=? WHERE team_member_id=? AND removed IS NULL",

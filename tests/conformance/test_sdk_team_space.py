@@ -1,6 +1,7 @@
 """Conformance: the team space as Dropbox mounts it.  With the team root as path root, "" lists the
 member homes the caller may see and the team folders, and "/<Home>/..." / "/<Team folder>/..." paths
-work in every route inside the mounted namespace, shown under the mount path with sharing_info."""
+work in every route inside the mounted namespace, shown under the mount path with sharing_info.
+Also suspended members (`localbox team suspend-member`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 import dropbox
 import pytest
-from dropbox import common, files
-from dropbox.exceptions import ApiError
+from dropbox import common, files, team
+from dropbox.exceptions import ApiError, AuthError
 from harness import LocalServer, local_session
 from test_sdk_teams import Team, _finish_batch, _make_team, _team_client
 
@@ -164,3 +165,36 @@ def test_ns_paths_through_the_team_root_and_batches(server: LocalServer, space: 
     with pytest.raises(ApiError):
         bob.files_get_metadata(f"ns:{space.root_ns}/Ann Admin")
 
+
+# -- suspended members ----------------------------------------------------------------------------------
+def test_suspended_member_is_locked_out_until_unsuspended(server: LocalServer) -> None:
+    t = _make_team(server)
+    dbt = _team_client(server, t.token)
+    own = dropbox.Dropbox(t.member.token, session=local_session(server.url), max_retries_on_error=0)
+    own.files_upload(b"before", "/before.txt")
+    out = server.cli("team", "suspend-member", t.name, t.member.email)
+    assert "suspended" in out
+
+    with pytest.raises(AuthError) as e:
+        own.users_get_current_account()
+    assert e.value.error.is_user_suspended()
+    with pytest.raises(AuthError) as e:
+        dbt.as_user(t.member_id).files_list_folder("")
+    assert e.value.error.is_user_suspended()
+    raw = local_session(server.url).post("https://api.dropboxapi.com/2/users/get_current_account",
+                                         headers={"Authorization": f"Bearer {t.member.token}"})
+    assert raw.status_code == 401
+    assert raw.json() == {"error_summary": "user_suspended/...", "error": {".tag": "user_suspended"}}
+
+    # Still on the team, reported as suspended.
+    listed = {m.profile.team_member_id: m.profile for m in dbt.team_members_list_v2().members}
+    assert listed[t.member_id].status.is_suspended() and listed[t.admin_id].status.is_active()
+    got = dbt.team_members_get_info_v2([team.UserSelectorArg.email(t.member.email)]).members_info[0]
+    assert got.get_member_info().profile.status.is_suspended()
+    assert dbt.team_get_info().num_provisioned_users == 2
+
+    server.cli("team", "unsuspend-member", t.name, t.member.email)
+    assert own.files_get_metadata("/before.txt").size == 6  # the same token works again
+    assert dbt.as_user(t.member_id).users_get_current_account().account_id == t.member.account_id
+    listed = {m.profile.team_member_id: m.profile for m in dbt.team_members_list_v2().members}
+    assert listed[t.member_id].status.is_active()

@@ -16,8 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# Objects added by Alembic revisions after the baseline (0002) and by the baseline's own new indexes.
-_NEWER_COLUMNS = {"sessions": ("lock_owner", "lock_until"), "jobs": ("owner", "lease_until", "run_after")}
+# Objects added by Alembic revisions after the baseline (0002, 0003) and by the baseline's own new indexes.
+_NEWER_COLUMNS = {"sessions": ("lock_owner", "lock_until"), "jobs": ("owner", "lease_until", "run_after"),
+                  "team_members": ("suspended",)}
 _NEWER_INDEXES = ("accounts_email_lower", "teams_name_lower")
 
 

@@ -500,3 +500,26 @@ def test_concurrent_commits_into_one_namespace_are_serialized(store: Any) -> Non
     seen = asyncio.run(go())
     assert sorted(seen) == list(range(40))
     assert store.run_sync(lambda tx: tx.current_seq("900")) == 40
+
+
+def test_team_member_suspension_round_trip(store: Any) -> None:
+    from localbox.domain.teams import Team, TeamMember
+
+    acct = account(7)
+    team = Team("dbtid:t", "T", "900", 1.0)
+    member = TeamMember("dbmid:m", team.team_id, acct.account_id, False, 2.0)
+
+    def _setup(tx: Any) -> None:
+        tx.insert_account(acct)
+        tx.insert_team(team)
+        tx.insert_team_member(member)
+
+    store.run_sync(_setup)
+    assert store.run_sync(lambda tx: tx.get_team_member("dbmid:m")).suspended is None
+    store.run_sync(lambda tx: tx.set_team_member_suspended("dbmid:m", 5.0))
+    got = store.run_sync(lambda tx: tx.team_member_of_account(acct.account_id))
+    assert got is not None and got.suspended == 5.0 and got.active
+    listed = store.run_sync(lambda tx: tx.list_team_members(team.team_id, after="", limit=10, include_removed=False))
+    assert [m.suspended for m in listed] == [5.0]
+    store.run_sync(lambda tx: tx.set_team_member_suspended("dbmid:m", None))
+    assert store.run_sync(lambda tx: tx.get_team_member("dbmid:m")).suspended is None

@@ -34,6 +34,8 @@ def _name(view: MemberView) -> Any:
 
 
 def _status(view: MemberView) -> Any:
+    if view.member.active and view.member.suspended is not None:
+        return team.TeamMemberStatus.suspended
     if view.member.active:
         return team.TeamMemberStatus.active
     return team.TeamMemberStatus.removed(team.RemovedStatus(is_recoverable=False, is_disconnected=False))
