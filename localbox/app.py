@@ -96,7 +96,9 @@ def build_gc(settings: Settings, backends: Backends) -> GarbageCollector:
 def build_services(settings: Settings, backends: Backends, batch_faults: BatchFaults | None = None) -> Services:
     limits = SessionLimits(ttl_seconds=settings.session_ttl, max_session_size=settings.max_session_size,
                            max_open_sessions=settings.max_open_sessions)
-    write_locks = LocalNamespaceLocks(settings.write_wait)  # one per process: commits per namespace (#4)
+    # One per process: commits per namespace (#4); a PostgreSQL store adds the locks its nodes share.
+    write_locks = LocalNamespaceLocks(settings.write_wait,
+                                      shared_store=not isinstance(backends.metadata, SqliteMetadataStore))
     return Services(
         accounts=AccountService(backends.metadata),
         sessions=UploadSessionService(backends.metadata, backends.blobs, limits, write_locks=write_locks),

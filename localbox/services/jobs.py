@@ -40,6 +40,7 @@ from localbox.services.upload_sessions import EntryOutcome, FinishEntry, commit_
 from localbox.services.write_locks import (
     COMMIT_DELAY,
     TOO_MANY_WRITE_OPERATIONS,
+    Held,
     LocalNamespaceLocks,
     NamespaceLocks,
 )
@@ -256,9 +257,11 @@ class BatchService:
                       failing: Mapping[int, str] | None = None, fail_job: bool = False) -> list[EntryOutcome]:
         targets = await write_namespaces(self.store, caller, [e.commit.path for e in entries])
 
-        def _tx(tx: MetadataTx, busy: frozenset[str]) -> list[EntryOutcome]:
-            # Entries that an injected fault fails, or whose namespace stayed busy past the bound, are
-            # left out of the commit: their sessions stay usable for the client's retry.
+        def _tx(tx: MetadataTx, held: Held) -> list[EntryOutcome]:
+            # Entries that an injected fault fails, or whose namespace stayed busy past the bound (in
+            # this process or, on a shared store, another node), are left out of the commit: their
+            # sessions stay usable for the client's retry.
+            busy = held.take(tx, targets)
             skip = {i: _entry_fault(tag) for i, tag in (failing or {}).items()}
             skip.update({i: CallError(TOO_MANY_WRITE_OPERATIONS) for i, ns in enumerate(targets) if ns in busy})
             kept = [e for i, e in enumerate(entries) if i not in skip]
@@ -270,8 +273,8 @@ class BatchService:
                 tx.complete_job(job_id, outcomes_to_json(outcomes), time.time())
             return outcomes
 
-        async with self.write_locks.hold_some(set(targets)) as busy:
-            outcomes = await self.store.run(guarded(partial(_tx, busy=busy)))
+        async with self.write_locks.hold_some(set(targets)) as held:
+            outcomes = await self.store.run(guarded(partial(_tx, held=held)))
         done = [e.session_id for e, o in zip(entries, outcomes, strict=True) if not isinstance(o, DomainError)]
         if done:
             # Leftover staging files of committed sessions are garbage: clear them off the commit path.
@@ -352,11 +355,15 @@ class BatchService:
         items = [list(written(item)) for item in request[key]]
         flat = iter(await write_namespaces(self.store, caller, [p for ps in items for p in ps]))
         targets = [{next(flat) for _ in ps} for ps in items]
-        async with self.write_locks.hold_some(set().union(*targets)) as busy:
+        run = _run_tree_batch_then_fail if internal_error else _run_tree_batch
+
+        def _tx(tx: MetadataTx, held: Held) -> None:
+            busy = held.take(tx, set().union(*targets))
             refused = frozenset(i for i, ns in enumerate(targets) if ns & busy)
-            run = _run_tree_batch_then_fail if internal_error else _run_tree_batch
-            await self.store.run(guarded(partial(run, kind=kind, caller=caller, request=request, job_id=job_id,
-                                                 refused=refused)))
+            run(tx, kind=kind, caller=caller, request=request, job_id=job_id, refused=refused)
+
+        async with self.write_locks.hold_some(set().union(*targets)) as held:
+            await self.store.run(guarded(partial(_tx, held=held)))
 
     def _release(self, account_id: str, job_id: str) -> None:
         now = asyncio.get_running_loop().time()

@@ -243,8 +243,13 @@ class TreeService:
     async def _write(self, caller: Caller, entry_paths: list[str], fn: Callable[[MetadataTx], T]) -> T:
         """Run a write transaction holding the write locks of the namespaces it addresses (429 past the bound)."""
         try:
-            async with self.write_locks.hold(set(await write_namespaces(self.store, caller, entry_paths))):
-                return await self.store.run(fn)
+            targets = set(await write_namespaces(self.store, caller, entry_paths))
+            async with self.write_locks.hold(targets) as held:
+                def _locked(tx: MetadataTx) -> T:
+                    held.take_all(tx, targets)
+                    return fn(tx)
+
+                return await self.store.run(_locked)
         except NamespaceBusy as busy:
             raise busy.rate_limited() from None
 

@@ -373,8 +373,13 @@ class UploadSessionService:
 
     async def _commit_one(self, caller: Caller, entry: FinishEntry, *, require_closed: bool) -> Entry:
         try:
-            async with self.write_locks.hold(set(await write_namespaces(self.store, caller, [entry.commit.path]))):
-                [outcome] = await self.store.run(lambda tx: commit_entries_tx(tx, caller, [entry], require_closed))
+            targets = set(await write_namespaces(self.store, caller, [entry.commit.path]))
+            async with self.write_locks.hold(targets) as held:
+                def _commit(tx: MetadataTx) -> list[EntryOutcome]:
+                    held.take_all(tx, targets)
+                    return commit_entries_tx(tx, caller, [entry], require_closed)
+
+                [outcome] = await self.store.run(_commit)
         except NamespaceBusy as busy:
             raise busy.rate_limited() from None
         if isinstance(outcome, DomainError):

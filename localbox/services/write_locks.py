@@ -8,22 +8,24 @@ The contract is `NamespaceLocks.hold`: take the write locks of some namespaces w
 say which could not be had.  `LocalNamespaceLocks` keeps it for one server process with asyncio locks.
 With the SQLite store that is the whole story: every transaction also queues for its one writer
 thread, and a commit holds its namespace's lock while it waits in that queue, so the bound covers
-the queue too.  A store shared by several server processes keeps the same contract with locks the
-processes share, e.g. PostgreSQL advisory locks keyed by namespace, taken under `lock_timeout` on
-the connection that then runs the commit (`pg_advisory_xact_lock`, released at COMMIT); a
-`lock_not_available` error there is this module's NamespaceBusy.
+the queue too.  A store shared by several server processes (PostgreSQL) also has locks the processes
+share; the commit transaction takes them first thing, in the time left of the same bound
+(`Held.take`: `MetadataTx.lock_namespaces`, advisory locks under `lock_timeout` released at COMMIT),
+so a node waiting on another node's namespace is refused the same way, before it has written anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from localbox.domain import paths
 from localbox.domain.errors import DomainError, RateLimited
+from localbox.stores.base import MetadataTx
 
 TOO_MANY_WRITE_OPERATIONS = "too_many_write_operations"
 RETRY_AFTER = 1  # seconds a refused client is told to wait (the SDK's own default for this error)
@@ -44,13 +46,40 @@ class NamespaceBusy(Exception):
         return RateLimited(TOO_MANY_WRITE_OPERATIONS, RETRY_AFTER)
 
 
+class Held:
+    """Locks held by this process for a commit.  `busy`: the namespaces that were not free within the
+    bound (hold_some); `take` completes the job inside the commit transaction with the store's shared
+    locks, in the time left."""
+
+    def __init__(self, busy: frozenset[str], deadline: float | None, delay: float) -> None:
+        self.busy = busy
+        self.deadline = deadline  # time.monotonic() after which no more waiting; None: no bound
+        self.delay = delay  # the slow_commit fault, when the store's locks are the ones to hold it under
+
+    def take(self, tx: MetadataTx, namespace_ids: Collection[str]) -> frozenset[str]:
+        """Take the store's locks of `namespace_ids` (minus the busy ones) in this transaction; returns
+        every namespace that is busy, here or in-process."""
+        wanted = sorted(set(namespace_ids) - self.busy)
+        wait = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        busy = self.busy | tx.lock_namespaces(wanted, wait) if wanted else self.busy
+        if self.delay and set(wanted) - busy:
+            time.sleep(self.delay)  # on the transaction's own worker thread, holding the locks
+        return busy
+
+    def take_all(self, tx: MetadataTx, namespace_ids: Collection[str]) -> None:
+        """`take`, for a whole call: raises NamespaceBusy (the transaction then writes nothing)."""
+        busy = self.take(tx, namespace_ids)
+        if busy:
+            raise NamespaceBusy(busy)
+
+
 class NamespaceLocks(Protocol):
-    def hold(self, namespace_ids: Collection[str]) -> AbstractAsyncContextManager[None]:
+    def hold(self, namespace_ids: Collection[str]) -> AbstractAsyncContextManager[Held]:
         """Hold the write locks of all `namespace_ids` for the block.  Raises NamespaceBusy (holding
         none) when some are not obtained within the bound."""
         ...
 
-    def hold_some(self, namespace_ids: Collection[str]) -> AbstractAsyncContextManager[frozenset[str]]:
+    def hold_some(self, namespace_ids: Collection[str]) -> AbstractAsyncContextManager[Held]:
         """Hold as many of the locks as can be had within the bound; the block gets the busy ones."""
         ...
 
@@ -60,8 +89,11 @@ class LocalNamespaceLocks:
     that each need several namespaces cannot deadlock; a lock is forgotten when nobody holds or
     waits for it.  `wait` None: no bound."""
 
-    def __init__(self, wait: float | None = None) -> None:
+    def __init__(self, wait: float | None = None, *, shared_store: bool = False) -> None:
         self.wait = wait
+        # With a store shared between processes, a slow_commit fault holds the commit inside its
+        # transaction (Held.take), where it also holds the store's locks that other nodes wait on.
+        self.shared_store = shared_store
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def _ref(self, ns: str) -> asyncio.Lock:
@@ -100,9 +132,19 @@ class LocalNamespaceLocks:
     def _deadline(self) -> float | None:
         return None if self.wait is None else asyncio.get_running_loop().time() + self.wait
 
+    def _held(self, busy: set[str], started: float) -> Held:
+        """What is left of the bound, on the clock the transaction's thread reads."""
+        deadline = None if self.wait is None else started + self.wait
+        return Held(frozenset(busy), deadline, COMMIT_DELAY.get() if self.shared_store else 0.0)
+
+    async def _delay(self, held: list[str]) -> None:
+        delay = COMMIT_DELAY.get()
+        if delay and held and not self.shared_store:
+            await asyncio.sleep(delay)
+
     @asynccontextmanager
-    async def hold_some(self, namespace_ids: Collection[str]) -> AsyncIterator[frozenset[str]]:
-        deadline = self._deadline()
+    async def hold_some(self, namespace_ids: Collection[str]) -> AsyncIterator[Held]:
+        started, deadline = time.monotonic(), self._deadline()
         held: list[str] = []
         busy: set[str] = set()
         try:
@@ -111,27 +153,23 @@ class LocalNamespaceLocks:
                     held.append(ns)
                 else:
                     busy.add(ns)
-            delay = COMMIT_DELAY.get()
-            if delay and held:
-                await asyncio.sleep(delay)
-            yield frozenset(busy)
+            await self._delay(held)
+            yield self._held(busy, started)
         finally:
             for ns in reversed(held):
                 self._release(ns)
 
     @asynccontextmanager
-    async def hold(self, namespace_ids: Collection[str]) -> AsyncIterator[None]:
-        deadline = self._deadline()
+    async def hold(self, namespace_ids: Collection[str]) -> AsyncIterator[Held]:
+        started, deadline = time.monotonic(), self._deadline()
         held: list[str] = []
         try:
             for ns in sorted(set(namespace_ids)):
                 if not await self._acquire(ns, deadline):
                     raise NamespaceBusy([ns])
                 held.append(ns)
-            delay = COMMIT_DELAY.get()
-            if delay:
-                await asyncio.sleep(delay)
-            yield
+            await self._delay(held)
+            yield self._held(set(), started)
         finally:
             for ns in reversed(held):
                 self._release(ns)

@@ -209,6 +209,13 @@ class MetadataTx(Protocol):
         ...
     def transport_usage(self, team_id: str, month: str) -> TransportUsage: ...
 
+    # -- write contention (services/write_locks.py)
+    def lock_namespaces(self, namespace_ids: Sequence[str], wait: float | None) -> frozenset[str]:
+        """Take the namespace write locks this store shares between server processes, for the rest of
+        the transaction, waiting at most `wait` seconds in all (None: no bound).  Returns the ones not
+        obtained in time (not held).  A store with one writer process (SQLite) has none to take."""
+        ...
+
     # -- reset (the admin API of test servers)
     def reset_all(self) -> None:
         """Delete every account, token, namespace, entry, session and job: an empty server."""

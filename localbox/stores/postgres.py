@@ -115,6 +115,41 @@ class _Tx(PgTeamTxMixin):
             self._x("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (namespace_id,))
             self._locked.add(namespace_id)
 
+    def lock_namespaces(self, namespace_ids: Sequence[str], wait: float | None) -> frozenset[str]:
+        """The advisory locks of `_ns`, taken up front and within a bound: one round trip takes every
+        free one without waiting; each busy one is then waited for under lock_timeout (in a savepoint,
+        so that a timeout leaves the transaction usable) until the time is up."""
+        wanted = sorted(set(namespace_ids) - self._locked)
+        if not wanted or not self.write:
+            return frozenset()
+        if wait is None:
+            for ns in wanted:
+                self._ns(ns)
+            return frozenset()
+        deadline = time.monotonic() + wait
+        rows = self._x("SELECT ns FROM unnest(%s::text[]) WITH ORDINALITY AS t(ns, i) "
+                       "WHERE NOT pg_try_advisory_xact_lock(hashtextextended(ns, 0)) ORDER BY i", (wanted,)).fetchall()
+        waiting = [str(r[0]) for r in rows]
+        self._locked.update(set(wanted) - set(waiting))
+        busy: set[str] = set()
+        for ns in waiting:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                busy.add(ns)
+                continue
+            self._x("SAVEPOINT localbox_ns_lock")
+            try:
+                self._x("SELECT set_config('lock_timeout', %s, true)", (f"{left_ms}ms",))
+                self._x("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (ns,))
+                self._x("RELEASE SAVEPOINT localbox_ns_lock")
+                self._locked.add(ns)
+            except pg_errors.LockNotAvailable:
+                self._x("ROLLBACK TO SAVEPOINT localbox_ns_lock")
+                busy.add(ns)
+        if waiting:
+            self._x("SELECT set_config('lock_timeout', '0', true)")
+        return frozenset(busy)
+
     @property
     def _for_update(self) -> str:
         return " FOR UPDATE" if self.write else ""

@@ -494,6 +494,9 @@ class _Tx(TeamTxMixin, LeaseTxMixin, InspectTxMixin):
             statements = refused
         raise sqlite3.IntegrityError(f"cannot delete: {statements[0][0]}")
 
+    def lock_namespaces(self, namespace_ids: Sequence[str], wait: float | None) -> frozenset[str]:
+        return frozenset()  # one writer thread in one process: the in-process locks are the whole story
+
     def reset_all(self) -> None:
         # Every table but meta, including those added later: a reset leaves nothing of anyone's.
         self._delete_all([(f'DELETE FROM "{t}"', ()) for t in self._tables()])
