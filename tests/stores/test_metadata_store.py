@@ -145,6 +145,22 @@ def test_data_survives_reopen(tmp_path: Path) -> None:
         close(s2)
 
 
+def test_a_reset_file_opens_again(tmp_path: Path) -> None:
+    """`localbox reset` on a server with an on-disk SQLite file, then a restart: the reset must leave
+    the file's schema revision (it once emptied alembic_version, and the file no longer opened)."""
+    path = tmp_path / "m.sqlite3"
+    s = SqliteMetadataStore(path)
+    s.run_sync(lambda tx: tx.insert_account(account()))
+    s.run_sync(lambda tx: tx.reset_all())
+    close(s)
+    s2 = SqliteMetadataStore(path)
+    try:
+        assert s2.run_sync(lambda tx: tx.get_account(account().account_id)) is None
+        s2.run_sync(lambda tx: tx.insert_account(account()))
+    finally:
+        close(s2)
+
+
 def test_seq_counter(store: Any) -> None:
     store.run_sync(lambda tx: tx.insert_namespace("77", "dbid:x"))
     assert store.run_sync(lambda tx: tx.current_seq("77")) == 0
