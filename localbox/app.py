@@ -40,6 +40,7 @@ from localbox.services import inspection
 from localbox.services.accounts import AccountService
 from localbox.services.admin import AdminService
 from localbox.services.changes import ChangeFeed
+from localbox.services.cursors import CursorKey
 from localbox.services.files import FileService
 from localbox.services.gc import GarbageCollector
 from localbox.services.job_leases import JobClaimer
@@ -99,15 +100,16 @@ def build_services(settings: Settings, backends: Backends, batch_faults: BatchFa
     # One per process: commits per namespace (#4); a PostgreSQL store adds the locks its nodes share.
     write_locks = LocalNamespaceLocks(settings.write_wait,
                                       shared_store=not isinstance(backends.metadata, SqliteMetadataStore))
+    cursor_key = CursorKey(backends.metadata)  # the database's cursor signing key, read once (#7)
     return Services(
         accounts=AccountService(backends.metadata),
         sessions=UploadSessionService(backends.metadata, backends.blobs, limits, write_locks=write_locks),
         batches=BatchService(backends.metadata, backends.blobs, settings.job_retention, batch_faults,
                              write_locks=write_locks, claimer=_claimer(backends)),
-        files=FileService(backends.metadata, backends.blobs),
+        files=FileService(backends.metadata, backends.blobs, cursor_key),
         tree=TreeService(backends.metadata, write_locks),
-        changes=ChangeFeed(backends.metadata),
-        search=SearchService(backends.metadata),
+        changes=ChangeFeed(backends.metadata, cursor_key=cursor_key),
+        search=SearchService(backends.metadata, cursor_key),
         teams=TeamService(backends.metadata),
         limiter=RateLimiter(),
         quota=settings.quota,

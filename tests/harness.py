@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -76,12 +77,14 @@ class LocalServer:
         if self.tls_port is not None:
             self.extra_args += ["--tls-port", str(self.tls_port)]
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
 
     # -- process control -------------------------------------------------------------
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self._log_start = log.tell()  # a second server on the same data dir appends to the same log
         self.proc = subprocess.Popen(
             [*LOCALBOX, "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
              "--port", str(self.port), *self.extra_args],
@@ -129,6 +132,22 @@ class LocalServer:
             return self.log_path.read_text(errors="replace")[-5000:]
         except OSError:
             return ""
+
+    def admin_token(self) -> str:
+        """The admin token `serve` printed at its last start (or the --admin-token it was given)."""
+        if "--admin-token" in self.extra_args:
+            return self.extra_args[self.extra_args.index("--admin-token") + 1]
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_start)
+            found = re.search(r"LOCALBOX_ADMIN_TOKEN=(\S+)", f.read().decode(errors="replace"))
+        assert found, f"no admin token in the server log:\n{self.log()}"
+        return found.group(1)
+
+    def reset_account(self, email: str) -> None:
+        """Forget the account and everything it owns (POST /admin/reset), as a test server can."""
+        r = requests.post(f"{self.url}/admin/reset", json={"account": email}, timeout=30,
+                          headers={"Authorization": f"Bearer {self.admin_token()}"})
+        assert r.status_code == 200, r.text
 
     # -- admin CLI -------------------------------------------------------------------
     def cli(self, *args: str) -> str:

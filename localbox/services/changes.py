@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from localbox.domain.errors import CallError
 from localbox.services.accounts import Caller
+from localbox.services.cursors import CursorKey
 from localbox.services.files import DEFAULT_LIST_LIMIT, ListCursor, folder_to_list_tx
 from localbox.stores.base import MetadataStore, MetadataTx
 
@@ -125,10 +126,11 @@ class ChangeFeed:
     """The use cases: a cursor positioned at "now", and waiting for changes under a cursor."""
 
     def __init__(self, store: MetadataStore, watcher: ChangeWatcher | None = None,
-                 jitter: float = DEFAULT_JITTER) -> None:
+                 jitter: float = DEFAULT_JITTER, cursor_key: CursorKey | None = None) -> None:
         self.store = store
         self.watcher = watcher or ChangeWatcher(store)
         self.jitter = jitter
+        self.cursor_key = cursor_key or CursorKey(store)
 
     def start(self) -> None:
         self.watcher.start()
@@ -142,10 +144,12 @@ class ChangeFeed:
         """A cursor that lists nothing now: list_folder/continue with it returns only later changes.
         Raises PathLookupError like list_folder (not_found, not_folder, malformed_path)."""
 
+        key = await self.cursor_key.get()
+
         def _cursor(tx: MetadataTx) -> str:
             ns, _, base = folder_to_list_tx(tx, caller, path)
             return ListCursor(ns, base, recursive, include_deleted, limit or DEFAULT_LIST_LIMIT,
-                              since=tx.current_seq(ns), upto=None, after="").encode()
+                              since=tx.current_seq(ns), upto=None, after="").encode(key)
 
         return await self.store.read(_cursor)
 
@@ -154,7 +158,7 @@ class ChangeFeed:
         has, False after `timeout` seconds (plus jitter) without.  A cursor still paging (has_more)
         has changes at once.  Raises BadRequest for an undecodable cursor, CallError("reset") when
         its namespace no longer exists."""
-        cursor = ListCursor.decode(cursor_text)
+        cursor = ListCursor.decode(cursor_text, await self.cursor_key.get())
         if cursor.upto is not None:
             return True  # the pages of this listing are not all read yet
         loop = asyncio.get_running_loop()

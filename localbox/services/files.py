@@ -6,8 +6,6 @@ service composes them so that a session's state and the file it becomes change a
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import secrets
 import time
@@ -20,6 +18,7 @@ from localbox.domain.errors import BadRequest, DomainError, PathLookupError, Wri
 from localbox.domain.models import Entry, EntryKind
 from localbox.services.access import can_access
 from localbox.services.accounts import Caller
+from localbox.services.cursors import CursorKey, seal, unseal
 from localbox.services.mounts import locate_tx, mount_by_id_tx, mount_points_tx
 from localbox.stores.base import BlobStore, MetadataStore, MetadataTx
 
@@ -261,22 +260,20 @@ class ListCursor:
     upto: int | None  # the snapshot this page set is bounded by; None = take the latest at next call
     after: str  # where the previous page ended: a path_lower (first listing) or a seq (change feed)
 
-    def encode(self) -> str:
+    def encode(self, key: bytes) -> str:
         raw = json.dumps([self.namespace_id, self.path_lower, self.recursive, self.include_deleted, self.limit,
                           self.since, self.upto, self.after], separators=(",", ":")).encode()
-        return "AAH" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return seal("AAH", key, raw)
 
     @staticmethod
-    def decode(cursor: str) -> ListCursor:
+    def decode(cursor: str, key: bytes) -> ListCursor:
+        """The cursor `encode` made with this key.  Anything else (garbage, tampered with, another
+        database's) is Dropbox's 400 for an invalid cursor."""
         try:
-            if not cursor.startswith("AAH"):
-                raise ValueError
-            body = cursor[3:]
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            ns, path, rec, inc, limit, since, upto, after = json.loads(raw)
+            ns, path, rec, inc, limit, since, upto, after = json.loads(unseal("AAH", key, cursor))
             return ListCursor(str(ns), str(path), bool(rec), bool(inc), int(limit), int(since),
                               None if upto is None else int(upto), str(after))
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as e:
+        except (ValueError, TypeError, UnicodeDecodeError) as e:
             raise BadRequest('Invalid "cursor" parameter') from e
 
 
@@ -288,9 +285,10 @@ class ListPage:
 
 
 class FileService:
-    def __init__(self, store: MetadataStore, blobs: BlobStore) -> None:
+    def __init__(self, store: MetadataStore, blobs: BlobStore, cursor_key: CursorKey | None = None) -> None:
         self.store = store
         self.blobs = blobs
+        self.cursor_key = cursor_key or CursorKey(store)
 
     async def get_metadata(self, caller: Caller, path: str, include_deleted: bool = False) -> Entry:
         def _get(tx: MetadataTx) -> Entry:
@@ -317,6 +315,8 @@ class FileService:
     async def list_folder(
         self, caller: Caller, path: str, *, recursive: bool, include_deleted: bool, limit: int | None,
     ) -> ListPage:
+        key = await self.cursor_key.get()
+
         def _start(tx: MetadataTx) -> ListPage:
             ns, entry, base = folder_to_list_tx(tx, caller, path)
             cursor = ListCursor(ns, base, recursive, include_deleted, limit or DEFAULT_LIST_LIMIT,
@@ -326,12 +326,13 @@ class FileService:
                 # The team root shows its mounts; their contents stay in their own namespaces, so
                 # a recursive listing of the team root does not descend into them.
                 head += mount_points_tx(tx, caller, ns)
-            return self._page(tx, cursor, head)
+            return self._page(tx, cursor, head, key)
 
         return await self.store.read(_start)
 
     async def list_folder_continue(self, caller: Caller, cursor_text: str) -> ListPage:
-        cursor = ListCursor.decode(cursor_text)
+        key = await self.cursor_key.get()
+        cursor = ListCursor.decode(cursor_text, key)
 
         def _continue(tx: MetadataTx) -> ListPage:
             if not can_access(tx, caller, cursor.namespace_id):
@@ -342,11 +343,11 @@ class FileService:
             if c.upto is None:
                 c = ListCursor(c.namespace_id, c.path_lower, c.recursive, c.include_deleted, c.limit,
                                c.since, tx.current_seq(c.namespace_id), "")
-            return self._page(tx, c, [])
+            return self._page(tx, c, [], key)
 
         return await self.store.read(_continue)
 
-    def _page(self, tx: MetadataTx, c: ListCursor, head: list[Entry]) -> ListPage:
+    def _page(self, tx: MetadataTx, c: ListCursor, head: list[Entry], key: bytes) -> ListPage:
         room = max(c.limit - len(head), 1)
         if c.since < 0:
             # A first listing pages in path order and shows deletion markers only when asked.
@@ -366,7 +367,7 @@ class FileService:
         else:
             nxt = ListCursor(c.namespace_id, c.path_lower, c.recursive, c.include_deleted, c.limit,
                              c.upto if c.upto is not None else c.since, None, "")
-        return ListPage(entries=head + rows, cursor=nxt.encode(), has_more=more)
+        return ListPage(entries=head + rows, cursor=nxt.encode(key), has_more=more)
 
 
 def now() -> float:

@@ -15,8 +15,6 @@ entries whatever the size of the namespace, and a cursor resumes after the last 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from localbox.domain.errors import BadRequest, CallError, PathLookupError
 from localbox.domain.models import Entry, EntryKind
 from localbox.services.access import can_access
 from localbox.services.accounts import Caller
+from localbox.services.cursors import CursorKey, seal, unseal
 from localbox.services.files import resolve_tx
 from localbox.stores.base import MetadataStore, MetadataTx, NameFilter, SearchKey
 
@@ -139,33 +138,30 @@ class _Cursor:
     highlights: bool
     after: SearchKey | None
 
-    def encode(self) -> str:
+    def encode(self, key: bytes) -> str:
         filters = [[f.kind, f.suffixes, f.exclude] for f in self.filters]
         raw = json.dumps([self.namespace_id, self.under, self.terms, filters, self.by_relevance, self.limit,
                           self.highlights, self.after], separators=(",", ":")).encode()
-        return "AAS" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return seal("AAS", key, raw)
 
     @staticmethod
-    def decode(text: str) -> _Cursor:
+    def decode(text: str, key: bytes) -> _Cursor:
         try:
-            if not text.startswith("AAS"):
-                raise ValueError
-            body = text[3:]
-            ns, under, terms, filters, rel, limit, hl, after = json.loads(
-                base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            ns, under, terms, filters, rel, limit, hl, after = json.loads(unseal("AAS", key, text))
             return _Cursor(
                 str(ns), str(under), tuple(str(t) for t in terms),
                 tuple(NameFilter(str(k), None if s is None else tuple(map(str, s)), tuple(map(str, x)))
                       for k, s, x in filters),
                 bool(rel), int(limit), bool(hl),
                 None if after is None else (float(after[0]), int(after[1]), str(after[2])))
-        except (ValueError, TypeError, IndexError, binascii.Error, UnicodeDecodeError) as e:
+        except (ValueError, TypeError, IndexError, UnicodeDecodeError) as e:
             raise BadRequest('Invalid "cursor" parameter') from e
 
 
 class SearchService:
-    def __init__(self, store: MetadataStore) -> None:
+    def __init__(self, store: MetadataStore, cursor_key: CursorKey | None = None) -> None:
         self.store = store
+        self.cursor_key = cursor_key or CursorKey(store)
 
     async def search(self, caller: Caller, q: SearchQuery) -> SearchPage:
         """The first page.  Raises CallError("invalid_argument") for a query without terms and
@@ -174,6 +170,7 @@ class SearchService:
         if not terms:
             raise CallError("invalid_argument", payload={"value": "The search query must not be empty."})
         filters = tuple(name_filters(q))
+        key = await self.cursor_key.get()
 
         def _first(tx: MetadataTx) -> SearchPage:
             ns, entry, ref = resolve_tx(tx, caller, q.path or "")
@@ -189,22 +186,23 @@ class SearchService:
             # anyone else finds nothing.
             kinds = filters if q.account_id in (None, caller.account.account_id) else ()
             cursor = _Cursor(ns, under, terms, kinds, q.by_relevance, q.max_results, q.highlights, None)
-            return _page(tx, cursor)
+            return _page(tx, cursor, key)
 
         return await self.store.read(_first)
 
     async def search_continue(self, caller: Caller, cursor_text: str) -> SearchPage:
-        cursor = _Cursor.decode(cursor_text)
+        key = await self.cursor_key.get()
+        cursor = _Cursor.decode(cursor_text, key)
 
         def _next(tx: MetadataTx) -> SearchPage:
             if not can_access(tx, caller, cursor.namespace_id):
                 raise BadRequest('Invalid "cursor" parameter')
-            return _page(tx, cursor)
+            return _page(tx, cursor, key)
 
         return await self.store.read(_next)
 
 
-def _page(tx: MetadataTx, c: _Cursor) -> SearchPage:
+def _page(tx: MetadataTx, c: _Cursor, key: bytes) -> SearchPage:
     rows = tx.search_entries(c.namespace_id, c.under, c.terms, c.filters, by_relevance=c.by_relevance,
                              after=c.after, limit=c.limit + 1) if c.filters else []
     more = len(rows) > c.limit
@@ -213,5 +211,5 @@ def _page(tx: MetadataTx, c: _Cursor) -> SearchPage:
     nxt = None
     if more:
         nxt = _Cursor(c.namespace_id, c.under, c.terms, c.filters, c.by_relevance, c.limit, c.highlights,
-                      rows[-1][1]).encode()
+                      rows[-1][1]).encode(key)
     return SearchPage(matches, more, nxt)

@@ -216,6 +216,13 @@ class MetadataTx(Protocol):
         obtained in time (not held).  A store with one writer process (SQLite) has none to take."""
         ...
 
+    # -- per-database settings (the meta table, which resets keep)
+    def get_setting(self, key: str) -> str | None: ...
+    def setting_or_default(self, key: str, default: str) -> str:
+        """The stored value of `key`; stores `default` first when there is none.  The first writer
+        wins: every node sharing the database ends up with the same value."""
+        ...
+
     # -- reset (the admin API of test servers)
     def reset_all(self) -> None:
         """Delete every account, token, namespace, entry, session and job: an empty server."""

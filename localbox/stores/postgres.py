@@ -502,6 +502,19 @@ class _Tx(PgTeamTxMixin):
             out.append((entry, (float(row[-2]), int(row[-1]), entry.path_lower)))
         return out
 
+    # -- per-database settings
+    def get_setting(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key=%s", key)
+        return None if row is None else str(row[0])
+
+    def setting_or_default(self, key: str, default: str) -> str:
+        # READ COMMITTED: a concurrent insert of the same key makes this one wait for it and do nothing;
+        # the SELECT that follows then sees the winner's value.
+        self._x("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", (key, default))
+        value = self.get_setting(key)
+        assert value is not None
+        return value
+
     # -- reset (the admin API of test servers)
     def _tables(self) -> list[str]:
         rows = self._x("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "

@@ -474,6 +474,17 @@ class _Tx(TeamTxMixin, LeaseTxMixin, InspectTxMixin):
             out.append((entry, (float(row[-2]), int(row[-1]), entry.path_lower)))
         return out
 
+    # -- per-database settings
+    def get_setting(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def setting_or_default(self, key: str, default: str) -> str:
+        self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, default))
+        value = self.get_setting(key)
+        assert value is not None
+        return value
+
     # -- reset (the admin API of test servers)
     def _tables(self) -> list[str]:
         rows = self.db.execute(

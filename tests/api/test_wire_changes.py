@@ -131,17 +131,53 @@ def test_longpoll_undecodable_cursor_is_400(http, cursor: str) -> None:
     assert "cursor" in text
 
 
-def _with_namespace(cursor: str, namespace_id: str) -> str:
-    # White-box: a localbox cursor is "AAH" + unpadded base64url JSON whose first item is the namespace.
-    raw = cursor[3:]
-    fields = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+def test_longpoll_cursor_of_a_vanished_namespace_is_reset(http, server) -> None:
+    gone = server.new_account()
+    cursor = latest(Api(http, gone.token), "")
+    server.reset_account(gone.email)  # its namespace goes with it
+    r = longpoll(http, cursor)
+    assert route_error(r, files.ListFolderLongpollError_validator, "reset") == {".tag": "reset"}
+
+
+def _tampered(cursor: str) -> str:
+    """The cursor with one byte of its signed content changed (white-box: "AAH" + unpadded base64url
+    of a 32-byte HMAC, then the JSON payload)."""
+    raw = bytearray(base64.urlsafe_b64decode(cursor[3:] + "=" * (-len(cursor[3:]) % 4)))
+    at = raw.index(b",", 32) + 1  # the payload's second item: the folder
+    raw[at] ^= 0x01
+    return cursor[:3] + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+
+
+def _unsigned(cursor: str, namespace_id: str) -> str:
+    """What a cursor looked like before #7, naming another namespace: base64url JSON, no signature."""
+    raw = base64.urlsafe_b64decode(cursor[3:] + "=" * (-len(cursor[3:]) % 4))[32:]
+    fields = json.loads(raw)
     fields[0] = namespace_id
     return "AAH" + base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
 
 
-def test_longpoll_cursor_of_a_vanished_namespace_is_reset(http, api: Api) -> None:
-    r = longpoll(http, _with_namespace(latest(api, ""), "1"))
-    assert route_error(r, files.ListFolderLongpollError_validator, "reset") == {".tag": "reset"}
+def test_tampered_and_hand_made_cursors_are_refused_like_garbage(http, api: Api, server, folder: str) -> None:
+    api.upload_ok(f"{folder}/a", b"a")
+    cursor = latest(api, folder)
+    other = server.new_account()
+    others = Api(http, other.token)
+    others.upload_ok("/secret", b"s")
+    victim_ns = ok_json(others.rpc("users/get_current_account", None))["root_info"]["root_namespace_id"]
+    api.upload_ok(f"{folder}/b", b"b")
+    assert changes(longpoll(http, cursor)) is True  # the genuine one works
+    for bad in (_tampered(cursor), _unsigned(cursor, victim_ns), cursor[:-2]):
+        # The answer a garbage cursor gets today, on both routes: 400 'Invalid "cursor" parameter'.
+        assert 'Invalid "cursor" parameter' in bad_input(longpoll(http, bad), LONGPOLL)
+        assert 'Invalid "cursor" parameter' in bad_input(api.rpc(CONTINUE, {"cursor": bad}), CONTINUE)
+        assert 'Invalid "cursor" parameter' in bad_input(others.rpc(CONTINUE, {"cursor": bad}), CONTINUE)
+    # Another account's genuine cursor: refused on continue (longpoll has no account to check).
+    assert 'Invalid "cursor" parameter' in bad_input(others.rpc(CONTINUE, {"cursor": cursor}), CONTINUE)
+    listed = ok_json(api.rpc("files/list_folder", {"path": folder}))["cursor"]
+    assert 'Invalid "cursor" parameter' in bad_input(others.rpc(CONTINUE, {"cursor": listed}), CONTINUE)
+    assert 'Invalid "cursor" parameter' in bad_input(others.rpc(CONTINUE, {"cursor": _tampered(listed)}),
+                                                     CONTINUE)
+    assert 'Invalid "cursor" parameter' in bad_input(api.rpc(CONTINUE, {"cursor": _tampered(listed)}), CONTINUE)
+    assert continue_names(api, cursor) == [("file", f"{folder}/b")]  # still good for its own account
 
 
 def test_longpoll_needs_no_token_and_answers_exact_json(http, api: Api, folder: str) -> None:

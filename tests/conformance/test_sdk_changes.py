@@ -7,7 +7,6 @@ the one local server, which serves all three.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -87,13 +86,44 @@ def test_longpoll_sees_a_write_through_another_node(dbx, server, account) -> Non
             assert fut.result(timeout=10).changes is True
 
 
-def test_longpoll_reset_and_bad_cursor(dbx) -> None:
+def test_longpoll_reset_and_bad_cursor(server, account, dbx) -> None:
     cursor = dbx.files_list_folder_get_latest_cursor("").cursor
-    # White-box: a localbox cursor is "AAH" + base64url JSON whose first item is the namespace id.
-    fields = json.loads(base64.urlsafe_b64decode(cursor[3:] + "=" * (-len(cursor[3:]) % 4)))
-    fields[0] = "1"
-    vanished = "AAH" + base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
-    err = api_error(dbx.files_list_folder_longpoll, vanished)
+    server.reset_account(account.email)  # the account and its namespace are gone
+    err = api_error(dbx.files_list_folder_longpoll, cursor)
     assert isinstance(err, files.ListFolderLongpollError) and err.is_reset()
     with pytest.raises(dropbox.exceptions.BadInputError):
         dbx.files_list_folder_longpoll("not-a-cursor")
+
+
+def _flip(cursor: str) -> str:
+    # White-box: "AAH" + base64url of a 32-byte HMAC then the JSON payload; change one payload byte.
+    raw = bytearray(base64.urlsafe_b64decode(cursor[3:] + "=" * (-len(cursor[3:]) % 4)))
+    raw[40] ^= 0x01
+    return cursor[:3] + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+
+
+def test_tampered_cursors_are_bad_input(dbx) -> None:
+    dbx.files_upload(b"t", "/Tamper/t")
+    listed = dbx.files_list_folder("/Tamper").cursor
+    latest = dbx.files_list_folder_get_latest_cursor("/Tamper").cursor
+    for cursor in (listed, latest):
+        with pytest.raises(dropbox.exceptions.BadInputError, match='Invalid "cursor" parameter'):
+            dbx.files_list_folder_continue(_flip(cursor))
+        with pytest.raises(dropbox.exceptions.BadInputError, match='Invalid "cursor" parameter'):
+            dbx.files_list_folder_longpoll(_flip(cursor), 30)
+        assert dbx.files_list_folder_continue(cursor).entries == []
+
+
+def test_cursors_survive_a_restart(server, account, dbx) -> None:
+    for name in ("a", "b", "c"):
+        dbx.files_upload(name.encode(), f"/Restart/{name}")
+    page = dbx.files_list_folder("/Restart", limit=1)
+    assert page.has_more
+    latest = dbx.files_list_folder_get_latest_cursor("/Restart").cursor
+    server.restart()
+    dbx = make_sdk(server, account.token)
+    rest = dbx.files_list_folder_continue(page.cursor)
+    assert [e.name for e in page.entries + rest.entries] == ["a", "b"]
+    dbx.files_upload(b"d", "/Restart/d")
+    assert dbx.files_list_folder_longpoll(latest, 30).changes is True
+    assert [e.name for e in dbx.files_list_folder_continue(latest).entries] == ["d"]

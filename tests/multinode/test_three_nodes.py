@@ -5,6 +5,7 @@ jobs run: every job completes, every entry is committed exactly once (#5)."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import contextlib
 import hashlib
@@ -22,7 +23,7 @@ import pg
 import pytest
 import requests
 from dropbox import files
-from harness import LocalServer
+from harness import LocalServer, make_sdk
 from requests.adapters import HTTPAdapter
 
 pytestmark = [pytest.mark.reliability]
@@ -139,6 +140,31 @@ def test_any_node_serves_any_call(cluster: tuple[list[LocalServer], str]) -> Non
             break
         time.sleep(0.05)
     assert status.is_complete() and status.get_complete().entries[0].is_success()
+
+
+def test_cursors_are_signed_with_one_key_for_all_nodes(cluster: tuple[list[LocalServer], str]) -> None:
+    """A cursor made by one node pages on, and longpolls, on the others (the signing key lives in the
+    shared database, #7); a tampered one is refused by every node."""
+    nodes, _ = cluster
+    acct = nodes[0].new_account()
+    sdks = [make_sdk(n, acct.token) for n in nodes]
+    for name in ("a", "b", "c"):
+        sdks[0].files_upload(name.encode(), f"/Cur/{name}")
+    page = sdks[0].files_list_folder("/Cur", limit=1)
+    names = [e.name for e in page.entries]
+    for sdk in sdks[1:]:
+        page = sdk.files_list_folder_continue(page.cursor)
+        names += [e.name for e in page.entries]
+    assert names == ["a", "b", "c"]
+    latest = sdks[2].files_list_folder_get_latest_cursor("/Cur").cursor
+    sdks[0].files_upload(b"d", "/Cur/d")
+    assert sdks[1].files_list_folder_longpoll(latest, 30).changes is True
+    raw = bytearray(base64.urlsafe_b64decode(latest[3:] + "=" * (-len(latest[3:]) % 4)))
+    raw[-3] ^= 0x01  # a byte of the payload, after the 32-byte MAC
+    tampered = latest[:3] + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    for sdk in sdks:
+        with pytest.raises(dropbox.exceptions.BadInputError):
+            sdk.files_list_folder_longpoll(tampered, 30)
 
 
 def test_racing_appends_on_two_nodes_never_interleave(cluster: tuple[list[LocalServer], str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -539,3 +540,20 @@ def test_team_member_suspension_round_trip(store: Any) -> None:
     assert [m.suspended for m in listed] == [5.0]
     store.run_sync(lambda tx: tx.set_team_member_suspended("dbmid:m", None))
     assert store.run_sync(lambda tx: tx.get_team_member("dbmid:m")).suspended is None
+
+
+def test_settings_first_writer_wins_and_resets_keep_them(store: Any) -> None:
+    """Per-database settings (the cursor signing key, #7): every node racing to make one ends up with
+    the same value, and a reset of the test server's state keeps it."""
+    key = f"test-{secrets.token_hex(4)}"  # the PostgreSQL database is shared by this module's tests
+    assert store.run_sync(lambda tx: tx.get_setting(key)) is None
+
+    async def race() -> list[str]:
+        return list(await asyncio.gather(*(store.run(lambda tx, i=i: tx.setting_or_default(key, f"v{i}"))
+                                           for i in range(8))))
+
+    values = asyncio.run(race())
+    assert len(set(values)) == 1 and values[0] in {f"v{i}" for i in range(8)}
+    store.run_sync(lambda tx: tx.reset_all())
+    assert store.run_sync(lambda tx: tx.get_setting(key)) == values[0]
+    assert store.run_sync(lambda tx: tx.setting_or_default(key, "later")) == values[0]
