@@ -138,7 +138,7 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
     services.batches.max_pending_jobs = settings.max_pending_jobs
     if not isinstance(backends.metadata, SqliteMetadataStore):  # several nodes may share it (#5)
         services.sessions.leases = SessionLeases(backends.metadata)
-    seeder = SeedService(services.accounts, services.sessions, services.tree, settings.quota)
+    seeder = SeedService(services.accounts, services.sessions, services.tree, settings.quota, services.teams)
     seeded = Seeded()
 
     async def apply_seed() -> None:
@@ -146,6 +146,8 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
             result = await seeder.apply(seed)
             for email, tokens in result.tokens.items():
                 seeded.tokens.setdefault(email, []).extend(tokens)
+            for team, tokens in result.team_tokens.items():
+                seeded.team_tokens.setdefault(team, []).extend(tokens)
 
     wipe = backends.blobs.clear if isinstance(backends.blobs, MemoryBlobStore) else None
     admin = AdminService(backends.metadata, backends.blobs, wipe, apply_seed)
@@ -197,6 +199,9 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
         for email, tokens in seeded.tokens.items():
             for token in tokens:
                 log.warning("seed: generated token for %s: %s", email, token)
+        for team, tokens in seeded.team_tokens.items():
+            for token in tokens:
+                log.warning("seed: generated team token for %s: %s", team, token)
         await services.batches.start()
         services.changes.start()
         janitor = asyncio.create_task(housekeeping())

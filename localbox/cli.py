@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--memory", action="store_true", default=None,
                        help="keep everything in memory, nothing on disk (throwaway test servers; "
                             "env LOCALBOX_MEMORY=1)")
-    serve.add_argument("--seed", help="accounts, tokens, folders and files to create at start and after a reset "
+    serve.add_argument("--seed", help="accounts, tokens, folders, files and teams to create at start and after a reset "
                                       "(JSON, or YAML with PyYAML; see README)")
     serve.add_argument("--admin-token", help="token of the admin API under /admin/ (faults, reset, request log); "
                                              "default: generated and printed (env LOCALBOX_ADMIN_TOKEN)")

@@ -12,6 +12,7 @@ from enum import StrEnum
 # A team token is told apart from a user token by its prefix alone, so authentication needs one
 # lookup.  User tokens are "sl.lb" + URL-safe base64, which never contains "." after the prefix.
 TEAM_TOKEN_PREFIX = "sl.lbteam."
+_URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def token_key(bearer: str) -> str:
@@ -21,6 +22,13 @@ def token_key(bearer: str) -> str:
 
 def is_team_token(bearer: str) -> bool:
     return bearer.startswith(TEAM_TOKEN_PREFIX)
+
+
+def is_team_token_secret(secret: str) -> bool:
+    """Whether `secret` has the shape of the team tokens localbox makes (the prefix, then URL-safe
+    base64): what a fixed team token of a seed file must look like."""
+    tail = secret[len(TEAM_TOKEN_PREFIX):]
+    return is_team_token(secret) and bool(tail) and all(c in _URLSAFE for c in tail)
 
 
 def month_of(ts: float) -> str:

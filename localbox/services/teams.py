@@ -23,6 +23,7 @@ from localbox.domain.teams import (
     TeamNamespace,
     TeamToken,
     TransportUsage,
+    is_team_token_secret,
     month_of,
     token_key,
 )
@@ -203,14 +204,20 @@ class TeamService:
                 return out
 
     def create_token(self, team_name: str, scopes: Iterable[str] | None = None,
-                     rate_limit: float | None = None) -> tuple[str, TeamToken]:
+                     rate_limit: float | None = None, secret: str | None = None) -> tuple[str, TeamToken]:
         """A team token (its secret, shown once, and what is stored of it).  It is recorded as generated
-        by the team's first admin, as team/token/get_authenticated_admin reports."""
+        by the team's first admin, as team/token/get_authenticated_admin reports.  `secret`: that exact
+        secret instead of a random one (a seed file's fixed token; see is_team_token_secret)."""
         wanted = frozenset(scopes) if scopes else TEAM_SCOPES
-        secret = TEAM_TOKEN_PREFIX + secrets.token_urlsafe(48)
+        if secret is None:
+            secret = TEAM_TOKEN_PREFIX + secrets.token_urlsafe(48)
+        elif not is_team_token_secret(secret):
+            raise TeamError(f"a team token is {TEAM_TOKEN_PREFIX} followed by letters, digits, - and _")
 
         def _create(tx: MetadataTx) -> TeamToken:
             team = self._team(tx, team_name)
+            if tx.get_team_token(token_key(secret)) is not None:
+                raise TeamError("that team token exists already")
             admins = [m for m in tx.list_team_members(team.team_id, after="", limit=10_000, include_removed=False)
                       if m.is_admin]
             first = min(admins, key=lambda m: m.joined) if admins else None
