@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -218,6 +219,21 @@ def test_search_continue_with_someone_elses_cursor_is_400(tree: Api, api: Api) -
     body = search(tree, "r", max_results=1)
     assert body["has_more"]
     bad_input(api.rpc(CONTINUE, {"cursor": body["cursor"]}), CONTINUE)
+
+
+def test_search_continue_with_a_tampered_or_list_folder_cursor_is_400(tree: Api) -> None:
+    body = search(tree, "r", max_results=1)
+    cursor = body["cursor"]
+    # White-box: "AAS" + base64url of a 32-byte HMAC then the JSON payload; change one payload byte.
+    raw = bytearray(base64.urlsafe_b64decode(cursor[3:] + "=" * (-len(cursor[3:]) % 4)))
+    raw[40] ^= 0x01
+    tampered = "AAS" + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    assert 'Invalid "cursor" parameter' in bad_input(tree.rpc(CONTINUE, {"cursor": tampered}), CONTINUE)
+    listed = ok_json(tree.rpc("files/list_folder", {"path": ""}))["cursor"]
+    # Signed with the same key, but for another route: the signature covers the kind.
+    assert 'Invalid "cursor" parameter' in bad_input(tree.rpc(CONTINUE, {"cursor": "AAS" + listed[3:]}),
+                                                     CONTINUE)
+    ok_json(tree.rpc(CONTINUE, {"cursor": cursor}), files.SearchV2Result_validator)
 
 
 @pytest.mark.parametrize("arg", [{}, {"cursor": ""}, {"cursor": 1}])
