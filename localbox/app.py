@@ -45,7 +45,7 @@ from localbox.services.files import FileService
 from localbox.services.gc import GarbageCollector
 from localbox.services.job_leases import JobClaimer
 from localbox.services.jobs import BatchFaults, BatchService
-from localbox.services.rate_limits import RateLimiter
+from localbox.services.rate_limits import RateLimiter, SharedRateLimiter
 from localbox.services.search import SearchService
 from localbox.services.seed import Seed, Seeded, SeedService, load_seed
 from localbox.services.session_leases import SessionLeases
@@ -111,7 +111,9 @@ def build_services(settings: Settings, backends: Backends, batch_faults: BatchFa
         changes=ChangeFeed(backends.metadata, cursor_key=cursor_key),
         search=SearchService(backends.metadata, cursor_key),
         teams=TeamService(backends.metadata),
-        limiter=RateLimiter(),
+        # A SQLite file has one server: its buckets stay in memory; PostgreSQL nodes share theirs.
+        limiter=(RateLimiter() if isinstance(backends.metadata, SqliteMetadataStore)
+                 else SharedRateLimiter(backends.metadata)),
         quota=settings.quota,
     )
 

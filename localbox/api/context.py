@@ -11,7 +11,7 @@ from localbox.services.accounts import AccountService, Caller
 from localbox.services.changes import ChangeFeed
 from localbox.services.files import FileService
 from localbox.services.jobs import BatchService
-from localbox.services.rate_limits import RateLimiter
+from localbox.services.rate_limits import Limiter
 from localbox.services.search import SearchService
 from localbox.services.teams import TeamPrincipal, TeamService
 from localbox.services.tree import TreeService
@@ -47,5 +47,5 @@ class Services:
     changes: ChangeFeed
     search: SearchService
     teams: TeamService
-    limiter: RateLimiter
+    limiter: Limiter
     quota: int = 2 * 1024**4

@@ -74,7 +74,7 @@ async def admit(services: Services, who: Authenticated, request: Request) -> Non
         return
     selected = _selection(request) if who.team is not None else None
     key = who.key if selected is None else f"{who.key}|{selected[1]}"
-    wait = services.limiter.admit(key, per_second)
+    wait = await services.limiter.check(key, per_second)
     if wait is not None:
         raise RateLimited("too_many_requests", wait)
 

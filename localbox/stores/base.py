@@ -334,6 +334,18 @@ class JobRow:
 
 
 @runtime_checkable
+class SharedRateTx(Protocol):
+    """Optional capability: token buckets kept in the database, for a store several server processes
+    share (one process keeps its buckets in memory: services/rate_limits.py)."""
+
+    def admit_rate(self, key: str, per_second: float) -> int | None:
+        """Take one request from `key`'s bucket (holding max(per_second, 1), refilling at per_second
+        on the database's clock) in one atomic statement: None if admitted, else the whole seconds
+        to wait."""
+        ...
+
+
+@runtime_checkable
 class InspectTx(Protocol):
     """Optional capability (#9): server-wide listings for the web console and /metrics.  A backend
     without it still serves the API; the console then says what it cannot show."""

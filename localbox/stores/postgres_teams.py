@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -104,6 +105,22 @@ class PgTeamTxMixin:
         else:
             self._x("INSERT INTO token_rate_limits (token_key, per_second) VALUES (%s,%s) "
                     "ON CONFLICT (token_key) DO UPDATE SET per_second=EXCLUDED.per_second", (key, per_second))
+
+    def admit_rate(self, key: str, per_second: float) -> int | None:
+        # One statement, so concurrent calls on any node see each other's takes; the ON CONFLICT
+        # expressions all read the row as it was, and EXCLUDED.stamp is the database's clock now.
+        row = self._x(
+            "INSERT INTO rate_buckets AS b (bucket_key, level, stamp, admitted) "
+            "VALUES (%(k)s, %(cap)s - 1, extract(epoch FROM clock_timestamp())::float8, true) "
+            "ON CONFLICT (bucket_key) DO UPDATE SET "
+            "level = LEAST(%(cap)s, b.level + (EXCLUDED.stamp - b.stamp) * %(rate)s) "
+            "  - CASE WHEN LEAST(%(cap)s, b.level + (EXCLUDED.stamp - b.stamp) * %(rate)s) >= 1 THEN 1 ELSE 0 END, "
+            "stamp = EXCLUDED.stamp, "
+            "admitted = LEAST(%(cap)s, b.level + (EXCLUDED.stamp - b.stamp) * %(rate)s) >= 1 "
+            "RETURNING level, admitted",
+            {"k": key, "cap": max(per_second, 1.0), "rate": per_second}).fetchone()
+        level, admitted = float(row[0]), bool(row[1])
+        return None if admitted else max(1, math.ceil((1.0 - level) / per_second))
 
     def get_token_rate_limit(self, key: str) -> float | None:
         row = self._row("SELECT per_second FROM token_rate_limits WHERE token_key=%s", key)

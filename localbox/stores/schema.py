@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -146,4 +147,9 @@ Table(
     _col("team_id", T()), _col("month", T()), _col("calls", BigInteger, server_default=text("0")),
     _col("denied", BigInteger, server_default=text("0")),
     PrimaryKeyConstraint("team_id", "month"),
+)
+# 0004: token buckets of rate-limited tokens, shared by the nodes of one PostgreSQL database.
+Table(
+    "rate_buckets", metadata,
+    _col("bucket_key", T(), primary_key=True), _col("level", Float), _col("stamp", Float), _col("admitted", Boolean),
 )

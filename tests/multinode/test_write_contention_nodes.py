@@ -2,10 +2,12 @@
 commit on node A holds a namespace (its advisory lock, for the whole commit transaction); writes into
 that namespace through node B wait at most `--write-wait` and are then refused with
 too_many_write_operations (429 for a whole call, a per-entry failure inside batch results), having
-written nothing, while other namespaces go ahead.  Retried, every entry exists exactly once."""
+written nothing, while other namespaces go ahead.  Retried, every entry exists exactly once.  And a
+rate-limited token's bucket is shared: two nodes together admit its rate, not twice it."""
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
@@ -120,3 +122,24 @@ def test_batch_entries_into_a_namespace_held_by_another_node_fail_per_entry(node
     assert [e.get_success().path_display for e in retried] == [f"/b/{i}.bin" for i in range(4)]
     assert [revisions(on_b, f"/b/{i}.bin") for i in range(4)] == [1] * 4
     assert sorted(e.name for e in sdk(a, token).files_list_folder("/b").entries) == [f"{i}.bin" for i in range(4)]
+
+
+def test_a_tokens_rate_limit_is_shared_by_the_nodes(nodes: list[LocalServer]) -> None:
+    a, b = nodes
+    email = f"r-{secrets.token_hex(4)}@example.com"
+    AdminClient(a.url, ADMIN).add_account(email)
+    token = a.cli("token", "create", email, "--rate-limit", "2/s").strip().splitlines()[-1]
+    clients = [sdk(a, token), sdk(b, token)]
+    admitted = refused = 0
+    started = time.monotonic()
+    for i in range(10):  # alternating nodes, as fast as they answer
+        try:
+            clients[i % 2].users_get_current_account()
+            admitted += 1
+        except RateLimitError as e:
+            assert e.error.reason.is_too_many_requests() and e.backoff >= 1
+            refused += 1
+    elapsed = time.monotonic() - started
+    # A burst of 2 plus what refilled meanwhile; buckets per node would have let through at least 4.
+    assert 2 <= admitted <= 2 + math.ceil(2 * elapsed) and refused == 10 - admitted, (admitted, elapsed)
+    sdk(b, token, max_retries_on_rate_limit=None).users_get_current_account()  # the SDK backs off

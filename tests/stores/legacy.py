@@ -16,16 +16,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# Objects added by Alembic revisions after the baseline (0002, 0003) and by the baseline's own new indexes.
+# Objects added by Alembic revisions after the baseline (0002-0004) and by the baseline's own new indexes.
 _NEWER_COLUMNS = {"sessions": ("lock_owner", "lock_until"), "jobs": ("owner", "lease_until", "run_after"),
                   "team_members": ("suspended",)}
 _NEWER_INDEXES = ("accounts_email_lower", "teams_name_lower")
+_NEWER_TABLES = ("rate_buckets",)
 
 
 def make_legacy(db_path: Path, version: int, tokens: Sequence[str] = ()) -> None:
     db = sqlite3.connect(db_path)
     try:
         db.execute("DROP TABLE alembic_version")
+        for table in _NEWER_TABLES:
+            db.execute(f"DROP TABLE {table}")
         for index in _NEWER_INDEXES:
             db.execute(f"DROP INDEX IF EXISTS {index}")
         for table, columns in _NEWER_COLUMNS.items():

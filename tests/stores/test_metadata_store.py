@@ -557,3 +557,13 @@ def test_settings_first_writer_wins_and_resets_keep_them(store: Any) -> None:
     store.run_sync(lambda tx: tx.reset_all())
     assert store.run_sync(lambda tx: tx.get_setting(key)) == values[0]
     assert store.run_sync(lambda tx: tx.setting_or_default(key, "later")) == values[0]
+
+
+def test_shared_rate_buckets_admit_the_burst_then_refuse(pg_store: Any) -> None:
+    from localbox.stores.base import SharedRateTx
+
+    pg_store.run_sync(lambda tx: tx.reset_all())
+    assert isinstance(pg_store.run_sync(lambda tx: tx), SharedRateTx)
+    takes = [pg_store.run_sync(lambda tx: tx.admit_rate("k", 2.0)) for _ in range(3)]
+    assert takes[:2] == [None, None] and isinstance(takes[2], int) and takes[2] >= 1
+    assert pg_store.run_sync(lambda tx: tx.admit_rate("other", 2.0)) is None  # keys are independent
