@@ -75,17 +75,21 @@ def team_root_tx(tx: MetadataTx, namespace_id: str) -> str | None:
     return space.team_id if space is not None and space.kind == NamespaceKind.ROOT else None
 
 
-def mounts_tx(tx: MetadataTx, caller: Caller, root_namespace_id: str) -> list[Mount]:
-    """The mounts of a team root that `caller` may see, by name (none when it is no team root)."""
+def mounts_tx(tx: MetadataTx, caller: Caller, root_namespace_id: str, name: str | None = None) -> list[Mount]:
+    """The mounts of a team root that `caller` may see, by name (none when it is no team root); only
+    those called `name` (case-insensitively) when given, so that resolving one path checks access
+    to its candidates alone, not to every namespace of the team."""
     team_id = team_root_tx(tx, root_namespace_id)
     if team_id is None:
         return []
+    wanted = None if name is None else "/" + paths.lower(name)
     out: list[Mount] = []
     after = ""
     while True:
         page = tx.list_team_namespaces(team_id, after=after, limit=1000)
-        out += [Mount(s.namespace_id, root_namespace_id, s.name, s.kind) for s in page
-                if s.kind != NamespaceKind.ROOT and can_access(tx, caller, s.namespace_id)]
+        named = (Mount(s.namespace_id, root_namespace_id, s.name, s.kind) for s in page if s.kind != NamespaceKind.ROOT)
+        out += [m for m in named
+                if (wanted is None or m.path_lower == wanted) and can_access(tx, caller, m.namespace_id)]
         if len(page) < 1000:
             break
         after = page[-1].namespace_id
@@ -99,11 +103,8 @@ def mounts_tx(tx: MetadataTx, caller: Caller, root_namespace_id: str) -> list[Mo
 
 
 def _mount_named(tx: MetadataTx, caller: Caller, root_namespace_id: str, name: str) -> Mount | None:
-    lower = "/" + paths.lower(name)
-    for m in mounts_tx(tx, caller, root_namespace_id):
-        if m.path_lower == lower:
-            return m
-    return None
+    found = mounts_tx(tx, caller, root_namespace_id, name)
+    return found[0] if found else None
 
 
 @dataclass(frozen=True, slots=True)
