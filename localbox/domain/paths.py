@@ -74,7 +74,8 @@ def _split(rest: str, error: type[DomainError]) -> tuple[str, ...]:
     if rest in ("", "/"):
         # "/" is how some clients name the root; Dropbox's own root is "".
         return ()
-    if not rest.startswith("/") or rest.endswith("/"):
+    # Dropbox's path rules: "Paths may not end with a slash or whitespace" (HTTP docs, Path formats).
+    if not rest.startswith("/") or rest.endswith("/") or rest[-1].isspace():
         raise error("malformed_path")
     if len(rest) > MAX_PATH_LENGTH or "\x00" in rest:
         raise error("malformed_path")
