@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from localbox.domain import paths
 from localbox.domain.content_hash import hash_from_digests
-from localbox.domain.errors import BadRequest, DomainError, PathLookupError, WriteFailure, conflict
+from localbox.domain.errors import BadRequest, CallError, DomainError, PathLookupError, WriteFailure, conflict
 from localbox.domain.models import Entry, EntryKind
 from localbox.services.access import can_access
 from localbox.services.accounts import Caller
@@ -44,18 +44,23 @@ class CommitSpec:
     autorename: bool = False
     strict_conflict: bool = False
     client_modified: float | None = None
+    # CommitInfo.property_groups, by template id.  localbox keeps no file-property templates, so any
+    # group names a template that "does not exist for the given identifier" (TemplateError).
+    property_templates: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {"path": self.path, "mode": self.mode, "rev": self.rev, "autorename": self.autorename,
-                "strict_conflict": self.strict_conflict, "client_modified": self.client_modified}
+                "strict_conflict": self.strict_conflict, "client_modified": self.client_modified,
+                "property_templates": list(self.property_templates)}
 
     @staticmethod
     def from_json(obj: dict[str, object]) -> CommitSpec:
-        cm, rev = obj.get("client_modified"), obj.get("rev")
+        cm, rev, templates = obj.get("client_modified"), obj.get("rev"), obj.get("property_templates")
         return CommitSpec(
             path=str(obj["path"]), mode=str(obj["mode"]), rev=str(rev) if rev else None,
             autorename=bool(obj.get("autorename")), strict_conflict=bool(obj.get("strict_conflict")),
             client_modified=float(cm) if isinstance(cm, int | float) else None,
+            property_templates=tuple(str(t) for t in templates) if isinstance(templates, list) else (),
         )
 
 
@@ -173,10 +178,14 @@ def commit_file_tx(
 
     `revive_id` is the id a new file takes instead of a fresh one (a restore brings a file back).
 
-    Raises WriteFailure (malformed_path, conflict/..., no_write_permission).  Writes nothing on failure.
+    Raises WriteFailure (malformed_path, conflict/..., no_write_permission), or CallError
+    properties_error/template_not_found for property groups.  Writes nothing on failure.
     `known` caches folders seen in this transaction (a batch shares one).
     """
     known = {} if known is None else known
+    if spec.property_templates:
+        # properties_error is a top-level tag of both UploadError and UploadSessionFinishError.
+        raise CallError("properties_error", "template_not_found", payload={"value": spec.property_templates[0]})
     ref = paths.parse(spec.path, for_write=True)
     if ref.file_id is not None:
         target = tx.get_entry_by_id(ref.file_id)

@@ -25,6 +25,7 @@ def commit_spec(info: Any) -> CommitSpec:
         rev=mode.get_update() if mode.is_update() else None,
         autorename=bool(info.autorename), strict_conflict=bool(info.strict_conflict),
         client_modified=float(timegm(cm.utctimetuple())) if cm is not None else None,
+        property_templates=tuple(g.template_id for g in info.property_groups or ()),
     )
 
 
