@@ -221,8 +221,8 @@ def create_app(settings: Settings, backends: Backends | None = None, seed: Seed 
             await backends.metadata.close()
 
     app = _App(
-        routes=[Route("/2/{route:path}", api, methods=["POST", "GET"]), Route("/", home), *admin_api.routes(),
-                *observability.routes(), *console.routes()],
+        routes=[Route("/2/{route:path}", api, methods=["POST", "GET", "OPTIONS"]), Route("/", home),
+                *admin_api.routes(), *observability.routes(), *console.routes()],
         middleware=[Middleware(ObservabilityMiddleware, metrics=metrics, routes=set(endpoint.handlers))],
         lifespan=lifespan,
     )

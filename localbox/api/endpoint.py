@@ -88,6 +88,11 @@ class Endpoint:
         request_id = request.scope.get(REQUEST_ID_KEY) or secrets.token_hex(16)
         route_path = request.path_params["route"]
         route = ROUTES.get(route_path)
+        if request.method == "OPTIONS":
+            response = responses.cors_preflight(route_path, request.query_params.get("reject_cors_preflight"),
+                                                request.headers.get("access-control-request-headers"))
+            response.headers["x-dropbox-request-id"] = request_id
+            return response
         try:
             response = await self._handle(request, route_path, route)
         except DomainError as e:
@@ -114,6 +119,8 @@ class Endpoint:
             log.exception("request %s to %s failed", request_id, route_path)
             response = responses.internal_error(request_id)
         response.headers["x-dropbox-request-id"] = request_id
+        if "origin" in request.headers:
+            response.headers.update(responses.CORS_HEADERS)
         return response
 
     async def _handle(self, request: Request, route_path: str, route: RouteSpec | None) -> Response:

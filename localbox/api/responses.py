@@ -11,6 +11,31 @@ JSON = "application/json"  # exact: the SDK compares the header string for equal
 TEXT = "text/plain; charset=utf-8"
 
 
+# Browser JavaScript calls the API cross-site (Dropbox documents CORS pre-flight requests, and how to
+# avoid them, in its HTTP docs): answers carry these so a page can read them, Dropbox-API-Result included.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Dropbox-API-Result, X-Dropbox-Request-Id, Content-Length, ETag, "
+                                     "Content-Range, Accept-Ranges, Retry-After",
+}
+_PREFLIGHT_HEADERS = ("Authorization, Content-Type, Dropbox-API-Arg, Dropbox-API-Path-Root, "
+                      "Dropbox-API-Select-User, Dropbox-API-Select-Admin, Range, If-None-Match")
+
+
+def cors_preflight(route: str, reject: str | None, requested_headers: str | None) -> Response:
+    """An OPTIONS pre-flight on /2/<route>: allowed, unless the URL says reject_cors_preflight=true,
+    which Dropbox offers so that code meaning to send only "simple" requests notices when it doesn't."""
+    if (reject or "").strip().lower() == "true":
+        return bad_request(route, "CORS pre-flight request rejected: the URL has reject_cors_preflight=true.")
+    headers = {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+        "Access-Control-Allow-Headers": (requested_headers or "").strip() or _PREFLIGHT_HEADERS,
+        "Access-Control-Max-Age": "600",
+    }
+    return Response(b"", status_code=200, headers=headers)
+
+
 def json_ok(body: str) -> Response:
     return Response(body, status_code=200, media_type=JSON)
 
