@@ -1,0 +1,167 @@
+"""Upload-session family: behaviours an outside conformance suite checks from Dropbox's documentation
+that the other wire modules did not pin down (paths ending in whitespace, property_groups on a commit,
+CORS pre-flight requests)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _apiwire import Api, bad_input, check_file_metadata, ok_json, request_id, route_error
+from dropbox import files
+
+pytestmark = pytest.mark.api
+
+UPLOAD = "files/upload"
+START = "files/upload_session/start"
+FINISH = "files/upload_session/finish"
+FB = "files/upload_session/finish_batch"
+FB2 = "files/upload_session/finish_batch_v2"
+
+MALFORMED_WRITE = {".tag": "path", "path": {".tag": "malformed_path"}}
+
+
+def entry(sid: str, offset: int, path: str, **commit) -> dict:
+    return {"cursor": {"session_id": sid, "offset": offset}, "commit": {"path": path, **commit}}
+
+
+# -- "Paths may not end with a slash or whitespace" (HTTP docs, Path formats) ---------------------
+
+@pytest.mark.parametrize("tail", [" ", "\t", "\u00a0", "\u3000"])
+def test_write_path_ending_in_whitespace_is_malformed(api: Api, folder: str, tail: str) -> None:
+    path = f"{folder}/name{tail}"
+    r = api.content(UPLOAD, {"path": path}, b"x")
+    err = route_error(r, files.UploadError_validator, "path", "malformed_path")
+    assert err["reason"] == {".tag": "malformed_path"} and err["upload_session_id"], err
+    assert r.json()["error_summary"].startswith("path/malformed_path/")
+
+    sid = api.start_ok(b"abc", close=True)
+    r = api.finish(sid, 3, path)
+    assert route_error(r, files.UploadSessionFinishError_validator, "path", "malformed_path") == MALFORMED_WRITE
+    res = ok_json(api.rpc(FB2, {"entries": [entry(sid, 3, path)]}), files.UploadSessionFinishBatchResult_validator)
+    assert res == {"entries": [{".tag": "failure", "failure": MALFORMED_WRITE}]}
+    # Nothing was written, and the session is still there to finish elsewhere.
+    check_file_metadata(api.finish_ok(sid, 3, f"{folder}/name"), path=f"{folder}/name", data=b"abc")
+
+
+def test_read_path_ending_in_whitespace_is_malformed(api: Api, folder: str) -> None:
+    r = api.metadata(f"{folder}/x ")
+    err = route_error(r, files.GetMetadataError_validator, "path", "malformed_path")
+    assert err == {".tag": "path", "path": {".tag": "malformed_path"}}
+
+
+def test_whitespace_inside_a_path_is_kept(api: Api, folder: str) -> None:
+    path = f"{folder}/ lead and mid /a b.txt"
+    check_file_metadata(api.upload_ok(path, b"ok"), path=path, data=b"ok")
+
+
+# -- CommitInfo.property_groups -------------------------------------------------------------------
+# localbox has no file-property templates (no file_properties routes), so every template a commit
+# names "does not exist for the given identifier": TemplateError.template_not_found, reported as
+# properties_error (UploadError, UploadSessionFinishError).  Before, the groups were silently dropped.
+
+GROUP = {"template_id": "ptid:1a5n2i6d3OYEAAAAAAAAAYa", "fields": [{"name": "k", "value": "v"}]}
+PROPERTIES_ERROR = {".tag": "properties_error",
+                    "properties_error": {".tag": "template_not_found", "template_not_found": GROUP["template_id"]}}
+
+
+def test_upload_with_unknown_property_template(api: Api, folder: str) -> None:
+    r = api.content(UPLOAD, {"path": f"{folder}/p.txt", "property_groups": [GROUP]}, b"data")
+    assert route_error(r, files.UploadError_validator, "properties_error", "template_not_found") == PROPERTIES_ERROR
+    assert r.json()["error_summary"].startswith("properties_error/template_not_found/")
+    assert api.metadata(f"{folder}/p.txt").status_code == 409  # nothing written
+
+
+@pytest.mark.parametrize("groups", [[], None])
+def test_empty_or_null_property_groups_are_accepted(api: Api, folder: str, groups) -> None:
+    md = ok_json(api.content(UPLOAD, {"path": f"{folder}/p.txt", "property_groups": groups}, b"data"),
+                 files.FileMetadata_validator)
+    check_file_metadata(md, path=f"{folder}/p.txt", data=b"data")
+
+
+def test_finish_with_unknown_property_template(api: Api, folder: str) -> None:
+    sid = api.start_ok(b"abc", close=True)
+    r = api.finish(sid, 3, f"{folder}/p.txt", property_groups=[GROUP])
+    assert route_error(r, files.UploadSessionFinishError_validator, "properties_error",
+                       "template_not_found") == PROPERTIES_ERROR
+    # The session was not consumed.
+    check_file_metadata(api.finish_ok(sid, 3, f"{folder}/p.txt"), data=b"abc")
+
+
+@pytest.mark.parametrize("route", [FB, FB2])
+def test_finish_batch_entry_with_unknown_property_template(api: Api, folder: str, route: str) -> None:
+    bad = api.start_ok(b"bad", close=True)
+    good = api.start_ok(b"good", close=True)
+    arg = {"entries": [entry(bad, 3, f"{folder}/bad", property_groups=[GROUP]), entry(good, 4, f"{folder}/good")]}
+    if route == FB:
+        launch = ok_json(api.rpc(route, arg), files.UploadSessionFinishBatchLaunch_validator)
+        res = api.poll_batch(launch["async_job_id"])
+    else:
+        res = ok_json(api.rpc(route, arg), files.UploadSessionFinishBatchResult_validator)
+    assert res["entries"][0] == {".tag": "failure", "failure": PROPERTIES_ERROR}
+    assert res["entries"][1][".tag"] == "success"
+
+
+# -- CORS: "Browser-based JavaScript and CORS pre-flight requests" (HTTP docs) ----------------------
+
+PREFLIGHT = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "authorization, content-type, dropbox-api-arg"}
+
+
+@pytest.mark.parametrize("route", [UPLOAD, START, FINISH, FB2, "files/upload_session/finish_batch/check",
+                                   "files/download", "check/user"])
+def test_cors_preflight_is_allowed(api: Api, route: str) -> None:
+    r = api.http.options(f"/2/{route}", headers=PREFLIGHT)
+    assert r.status_code == 200, r.text
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "POST" in r.headers["access-control-allow-methods"]
+    allowed = {h.strip().lower() for h in r.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "dropbox-api-arg"} <= allowed
+    request_id(r)
+
+
+def test_cors_preflight_without_requested_headers_lists_the_api_headers(api: Api) -> None:
+    r = api.http.options(f"/2/{UPLOAD}", headers={"Origin": "https://app.example",
+                                                   "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 200
+    allowed = {h.strip().lower() for h in r.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "dropbox-api-arg", "dropbox-api-path-root",
+            "dropbox-api-select-user", "dropbox-api-select-admin"} <= allowed
+
+
+def test_reject_cors_preflight_refuses_the_preflight(api: Api) -> None:
+    r = api.http.options(f"/2/{UPLOAD}", params={"reject_cors_preflight": "true"}, headers=PREFLIGHT)
+    bad_input(r, UPLOAD)
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_simple_cross_site_upload_as_the_docs_describe(api: Api, folder: str) -> None:
+    """arg and authorization as URL parameters, the cors-hack content type, reject_cors_preflight=true:
+    the answer is readable cross-site."""
+    params = {"arg": json.dumps({"path": f"{folder}/simple.txt"}), "authorization": f"Bearer {api.token}",
+              "reject_cors_preflight": "true"}
+    r = api.http.post(f"/2/{UPLOAD}", params=params, content=b"simple",
+                      headers={"Content-Type": "text/plain; charset=dropbox-cors-hack", "Origin": "https://app.example"})
+    check_file_metadata(ok_json(r, files.FileMetadata_validator), path=f"{folder}/simple.txt", data=b"simple")
+    assert r.headers["access-control-allow-origin"] == "*"
+
+
+def test_cross_site_download_exposes_the_result_header(api: Api, folder: str) -> None:
+    api.upload_ok(f"{folder}/d.txt", b"dl")
+    r = api.download({"path": f"{folder}/d.txt"}, headers={"Origin": "https://app.example"})
+    assert r.status_code == 200 and r.content == b"dl"
+    assert r.headers["access-control-allow-origin"] == "*"
+    exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+    assert {"dropbox-api-result", "x-dropbox-request-id"} <= exposed
+
+
+def test_cross_site_errors_are_readable_too(api: Api) -> None:
+    r = api.content(START, {"close": "no"}, b"", headers={"Origin": "https://app.example"})
+    bad_input(r, START)
+    assert r.headers["access-control-allow-origin"] == "*"
+
+
+def test_no_cors_headers_without_origin(api: Api) -> None:
+    r = api.content(START, {}, b"")
+    ok_json(r, files.UploadSessionStartResult_validator)
+    assert "access-control-allow-origin" not in r.headers
