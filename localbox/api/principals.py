@@ -90,7 +90,9 @@ async def user_call(services: Services, route: RouteSpec, who: Authenticated, re
     if who.team is None:
         assert who.account is not None
         if selected is not None:
-            raise BadRequest(f'Invalid "{selected[0]}" header: only team tokens can select a member or admin.')
+            # Dropbox's own 400 text for a user-linked app that sends it (as a client reported it).
+            which = "user" if selected[0] == SELECT_USER else "admin"
+            raise BadRequest(f"Unexpected select {which} header. Your app does not have permission to use this feature")
         return Acting(who.account, who.scopes)
     if selected is None:
         raise BadRequest(TEAM_TOKEN_ON_USER_ROUTE)

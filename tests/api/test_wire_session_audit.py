@@ -165,3 +165,19 @@ def test_no_cors_headers_without_origin(api: Api) -> None:
     r = api.content(START, {}, b"")
     ok_json(r, files.UploadSessionStartResult_validator)
     assert "access-control-allow-origin" not in r.headers
+
+
+# -- Dropbox-API-Select-User / -Admin on a user token ---------------------------------------------
+# Real Dropbox's 400 text, as a client of a user-linked app reported it for files/upload_session/start:
+# 'Error in call to API function "files/upload_session/start": Unexpected select user header. Your app
+# does not have permission to use this feature'.
+
+@pytest.mark.parametrize(("header", "which"), [("Dropbox-API-Select-User", "user"),
+                                               ("Dropbox-API-Select-Admin", "admin")])
+def test_select_header_with_a_user_token(api: Api, header: str, which: str) -> None:
+    r = api.content(START, {}, b"", headers={header: "dbmid:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+    assert bad_input(r, START) == (f'Error in call to API function "{START}": Unexpected select {which} header. '
+                                   "Your app does not have permission to use this feature")
+    r = api.rpc(FB2, {"entries": []}, headers={header: "dbmid:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+    assert bad_input(r, FB2).endswith(f"Unexpected select {which} header. "
+                                      "Your app does not have permission to use this feature")
