@@ -181,6 +181,8 @@ class UploadSessionService:
             async for chunk in body.chunks:
                 if chunk:
                     raise CallError("concurrent_session_data_not_allowed")
+            # The hash covers "the file content uploaded in this call": none, so sha256(b"").
+            self._check_hash(content_hash, hash_from_digests([]))
         else:
             self._check_length(body)
             try:

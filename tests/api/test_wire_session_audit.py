@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _apiwire import Api, bad_input, check_file_metadata, ok_json, request_id, route_error
+from _apiwire import Api, bad_input, check_file_metadata, content_hash, ok_json, request_id, route_error
 from dropbox import files
 
 pytestmark = pytest.mark.api
@@ -181,3 +181,16 @@ def test_select_header_with_a_user_token(api: Api, header: str, which: str) -> N
     r = api.rpc(FB2, {"entries": []}, headers={header: "dbmid:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
     assert bad_input(r, FB2).endswith(f"Unexpected select {which} header. "
                                       "Your app does not have permission to use this feature")
+
+
+# -- content_hash on a concurrent start: it covers the (empty) content of the call ----------------
+
+def test_concurrent_start_checks_the_empty_content_hash(api: Api) -> None:
+    r = api.content(START, {"session_type": "concurrent", "content_hash": content_hash(b"hello")}, b"")
+    assert route_error(r, files.UploadSessionStartError_validator, "content_hash_mismatch") == {
+        ".tag": "content_hash_mismatch"}
+    ok_json(api.content(START, {"session_type": "concurrent", "content_hash": content_hash(b"")}, b""),
+            files.UploadSessionStartResult_validator)
+    # Data on a concurrent start is refused as such, whatever the hash says.
+    r = api.content(START, {"session_type": "concurrent", "content_hash": content_hash(b"x")}, b"x")
+    route_error(r, files.UploadSessionStartError_validator, "concurrent_session_data_not_allowed")
