@@ -38,7 +38,7 @@ _NS_RE = re.compile(r"ns:([0-9]+)(/.*)?\Z", re.DOTALL)
 class PathRef:
     """A parsed path argument: a plain path, `ns:<id>/path`, `id:<file id>` or `rev:<rev>`."""
 
-    names: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()  # with `file_id`: the path below that folder
     namespace_id: str | None = None  # from an `ns:` prefix
     file_id: str | None = None  # from an `id:` reference
     rev: str | None = None  # from a `rev:` reference
@@ -93,9 +93,11 @@ def parse(path: str, *, for_write: bool = False) -> PathRef:
     """
     error: type[DomainError] = WriteFailure if for_write else PathLookupError
     if path.startswith("id:"):
-        if len(path) <= 3 or "/" in path:
+        # "id:abc123xyz/hello.txt" is a path relative to the folder with that id (HTTP docs, Path formats).
+        file_id, slash, rest = path.partition("/")
+        if len(file_id) <= 3 or (slash and rest in ("", "/")):
             raise error("malformed_path")
-        return PathRef(file_id=path)
+        return PathRef(names=_split(slash + rest, error) if slash else (), file_id=file_id)
     if path.startswith("rev:"):
         return PathRef(rev=path[4:])
     m = _NS_RE.match(path)

@@ -74,6 +74,10 @@ class Content:
         return hash_from_digests(self.blocks)
 
 
+def _names_of(entry: Entry) -> tuple[str, ...]:
+    return tuple(entry.path_display[1:].split("/")) if entry.path_display else ()
+
+
 def live(entry: Entry | None) -> Entry | None:
     return None if entry is None or entry.kind == EntryKind.DELETED else entry
 
@@ -85,14 +89,24 @@ def resolve_tx(tx: MetadataTx, caller: Caller, path: str) -> tuple[str, Entry | 
     mount point itself is the root of its namespace (`is_root`) whose entry is the mount folder."""
     ref = paths.parse(path)
     if ref.file_id is not None:
+        base: tuple[str, ...] = ()
         entry = tx.get_entry_by_id(ref.file_id)
         if entry is None:
             mount = mount_by_id_tx(tx, caller, ref.file_id)
-            if mount is not None:
+            if mount is None:
+                raise PathLookupError("not_found")
+            if not ref.names:
                 return mount.namespace_id, mount.entry(), paths.PathRef(namespace_id=mount.namespace_id)
-        if entry is None or not can_access(tx, caller, entry.namespace_id):
+            ns = mount.namespace_id
+        elif not can_access(tx, caller, entry.namespace_id):
             raise PathLookupError("not_found")
-        return entry.namespace_id, entry, ref
+        elif not ref.names:
+            return entry.namespace_id, entry, ref
+        else:
+            ns, base = entry.namespace_id, _names_of(entry)
+        # "id:<folder id>/rest": the path continues below that folder, in its namespace.
+        inner = paths.PathRef(names=base + ref.names, namespace_id=ns)
+        return ns, live(tx.get_entry(ns, paths.lower(paths.join(inner.names)))), inner
     if ref.rev is not None:
         entry = tx.get_entry_by_rev(ref.rev)
         if entry is None or not can_access(tx, caller, entry.namespace_id):
@@ -189,9 +203,14 @@ def commit_file_tx(
     ref = paths.parse(spec.path, for_write=True)
     if ref.file_id is not None:
         target = tx.get_entry_by_id(ref.file_id)
-        if target is None or not can_access(tx, caller, target.namespace_id):
+        mount = mount_by_id_tx(tx, caller, ref.file_id) if target is None and ref.names else None
+        if mount is not None:
+            ns, names = mount.namespace_id, ref.names  # below a mounted namespace's root
+        elif target is None or not can_access(tx, caller, target.namespace_id):
             raise WriteFailure("malformed_path")
-        ns, names = target.namespace_id, tuple(target.path_display[1:].split("/"))
+        else:
+            # "id:<folder id>/rest" continues below that folder; below a file it is a file_ancestor conflict.
+            ns, names = target.namespace_id, _names_of(target) + ref.names
     else:
         ns, names = write_target_tx(tx, caller, ref)
     parent_display, found_parents = existing_parents(tx, ns, names, known)

@@ -194,3 +194,44 @@ def test_concurrent_start_checks_the_empty_content_hash(api: Api) -> None:
     # Data on a concurrent start is refused as such, whatever the hash says.
     r = api.content(START, {"session_type": "concurrent", "content_hash": content_hash(b"x")}, b"x")
     route_error(r, files.UploadSessionStartError_validator, "concurrent_session_data_not_allowed")
+
+
+# -- "id:abc123xyz/hello.txt": a path relative to a folder's id (HTTP docs, Path formats) -----------
+
+def test_commit_below_a_folder_id(api: Api, folder: str) -> None:
+    fid = ok_json(api.rpc("files/create_folder_v2", {"path": f"{folder}/Sub"}))["metadata"]["id"]
+    md = api.upload_ok(f"{fid}/a.txt", b"one")
+    check_file_metadata(md, path=f"{folder}/Sub/a.txt", data=b"one")
+    sid = api.start_ok(b"two", close=True)
+    check_file_metadata(api.finish_ok(sid, 3, f"{fid}/deeper/b.txt"), path=f"{folder}/Sub/deeper/b.txt", data=b"two")
+    sid = api.start_ok(b"three", close=True)
+    res = ok_json(api.rpc(FB2, {"entries": [entry(sid, 5, f"{fid}/c.txt")]}),
+                  files.UploadSessionFinishBatchResult_validator)
+    assert res["entries"][0]["path_display"] == f"{folder}/Sub/c.txt"
+    # and read back the same way
+    got = api.metadata_ok(f"{fid}/deeper/b.txt")
+    assert got["path_display"] == f"{folder}/Sub/deeper/b.txt"
+    assert api.download_bytes(f"{fid}/a.txt") == b"one"
+    route_error(api.metadata(f"{fid}/missing.txt"), files.GetMetadataError_validator, "path", "not_found")
+
+
+def test_commit_below_a_file_id_is_a_file_ancestor_conflict(api: Api, folder: str) -> None:
+    fid = api.upload_ok(f"{folder}/f.txt", b"f")["id"]
+    r = api.content(UPLOAD, {"path": f"{fid}/x.txt"}, b"x")
+    err = route_error(r, files.UploadError_validator, "path", "conflict", "file_ancestor")
+    assert err["reason"] == {".tag": "conflict", "conflict": {".tag": "file_ancestor"}}
+
+
+@pytest.mark.parametrize("tail", ["/", "//x", "/x/"])
+def test_malformed_id_relative_paths(api: Api, folder: str, tail: str) -> None:
+    fid = ok_json(api.rpc("files/create_folder_v2", {"path": f"{folder}/d"}))["metadata"]["id"]
+    r = api.content(UPLOAD, {"path": fid + tail}, b"x")
+    route_error(r, files.UploadError_validator, "path", "malformed_path")
+
+
+def test_folder_id_of_another_account_is_refused(api: Api, account, folder: str) -> None:
+    fid = ok_json(api.rpc("files/create_folder_v2", {"path": f"{folder}/mine"}))["metadata"]["id"]
+    other = Api(api.http, account.token)
+    route_error(other.content(UPLOAD, {"path": f"{fid}/evil.txt"}, b"x"), files.UploadError_validator,
+                "path", "malformed_path")
+    route_error(other.metadata(f"{fid}/anything"), files.GetMetadataError_validator, "path", "not_found")

@@ -75,7 +75,11 @@ def test_id_and_rev_references() -> None:
         "ns:123/..",
         "ns:123a",
         "id:",
-        "id:abc/def",
+        "id:abc/",
+        "id:abc//",
+        "id:abc//x",
+        "id:abc/x/",
+        "id:/x",
         "/" + "x" * 256,
         "/trailing ",
         "/a/tab\t",
@@ -90,6 +94,13 @@ def test_malformed_paths(text: str) -> None:
     with pytest.raises(WriteFailure) as w:
         paths.parse(text, for_write=True)
     assert w.value.tags == ("malformed_path",)
+
+
+def test_id_relative_paths() -> None:
+    # "A path relative to a folder's ID can be constructed by using a slash" (HTTP docs, Path formats).
+    ref = paths.parse("id:abc123xyz/hello/world.txt", for_write=True)
+    assert (ref.file_id, ref.names) == ("id:abc123xyz", ("hello", "world.txt"))
+    assert paths.parse("id:abc123xyz") == paths.PathRef(file_id="id:abc123xyz")
 
 
 def test_name_length_limit_is_255() -> None:
