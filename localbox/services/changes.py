@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from localbox.domain.errors import CallError
+from localbox.services import mount_listing
 from localbox.services.accounts import Caller
 from localbox.services.cursors import CursorKey
 from localbox.services.files import DEFAULT_LIST_LIMIT, ListCursor, folder_to_list_tx
@@ -38,7 +40,7 @@ DEFAULT_JITTER = 0.0
 class _Waiter:
     namespace_id: str
     seen: int  # woken once the namespace's counter is above this
-    woken: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    woken: asyncio.Future[None]  # shared by the waiters of one wait on several namespaces
 
 
 class ChangeWatcher:
@@ -76,22 +78,29 @@ class ChangeWatcher:
     async def wait_beyond(self, namespace_id: str, seen: int, timeout: float) -> bool:
         """Wait until `namespace_id`'s counter exceeds `seen` (True), or `timeout` seconds (False).
         Also True when the namespace is gone.  Cancellation unregisters the waiter."""
-        if timeout <= 0 or self._stopped:
+        return await self.wait_any({namespace_id: seen}, timeout)
+
+    async def wait_any(self, seen: Mapping[str, int], timeout: float) -> bool:
+        """`wait_beyond` for several namespaces at once: True as soon as one of them moves."""
+        if timeout <= 0 or self._stopped or not seen:
             return False
-        w = _Waiter(namespace_id, seen)
-        self._waiters.setdefault(namespace_id, set()).add(w)
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        mine = [_Waiter(ns, s, woken) for ns, s in seen.items()]
+        for w in mine:
+            self._waiters.setdefault(w.namespace_id, set()).add(w)
         self._wanted.set()
         try:
-            await asyncio.wait_for(asyncio.shield(w.woken), timeout)
+            await asyncio.wait_for(asyncio.shield(woken), timeout)
             return True
         except TimeoutError:
             return False
         finally:
-            ws = self._waiters.get(namespace_id)
-            if ws is not None:
-                ws.discard(w)
-                if not ws:
-                    del self._waiters[namespace_id]
+            for w in mine:
+                ws = self._waiters.get(w.namespace_id)
+                if ws is not None:
+                    ws.discard(w)
+                    if not ws:
+                        del self._waiters[w.namespace_id]
             if not self._waiters:
                 self._wanted.clear()
 
@@ -148,6 +157,8 @@ class ChangeFeed:
 
         def _cursor(tx: MetadataTx) -> str:
             ns, _, base = folder_to_list_tx(tx, caller, path)
+            if mount_listing.descends_tx(tx, caller, ns, base, recursive):
+                return mount_listing.latest_tx(tx, caller, include_deleted, limit or DEFAULT_LIST_LIMIT, key)
             return ListCursor(ns, base, recursive, include_deleted, limit or DEFAULT_LIST_LIMIT,
                               since=tx.current_seq(ns), upto=None, after="").encode(key)
 
@@ -158,11 +169,22 @@ class ChangeFeed:
         has, False after `timeout` seconds (plus jitter) without.  A cursor still paging (has_more)
         has changes at once.  Raises BadRequest for an undecodable cursor, CallError("reset") when
         its namespace no longer exists."""
-        cursor = ListCursor.decode(cursor_text, await self.cursor_key.get())
-        if cursor.upto is not None:
-            return True  # the pages of this listing are not all read yet
+        key = await self.cursor_key.get()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout + random.uniform(0, self.jitter)
+        if mount_listing.is_team_cursor(cursor_text):
+            team = mount_listing.TeamCursor.decode(cursor_text, key)
+            if team.paging:
+                return True
+            while True:
+                changed, seqs = await self.store.read(lambda tx: mount_listing.look_tx(tx, team))
+                if changed:
+                    return True
+                if not await self.watcher.wait_any(seqs, deadline - loop.time()):
+                    return False
+        cursor = ListCursor.decode(cursor_text, key)
+        if cursor.upto is not None:
+            return True  # the pages of this listing are not all read yet
         while True:
             look = await self.store.read(lambda tx: _look(tx, cursor))
             if look.changed:

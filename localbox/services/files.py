@@ -16,6 +16,7 @@ from localbox.domain import paths
 from localbox.domain.content_hash import hash_from_digests
 from localbox.domain.errors import BadRequest, CallError, DomainError, PathLookupError, WriteFailure, conflict
 from localbox.domain.models import Entry, EntryKind
+from localbox.services import mount_listing
 from localbox.services.access import can_access
 from localbox.services.accounts import Caller
 from localbox.services.cursors import CursorKey, seal, unseal
@@ -347,19 +348,23 @@ class FileService:
 
         def _start(tx: MetadataTx) -> ListPage:
             ns, entry, base = folder_to_list_tx(tx, caller, path)
+            if mount_listing.descends_tx(tx, caller, ns, base, recursive):
+                return ListPage(*mount_listing.start_tx(tx, caller, include_deleted, limit or DEFAULT_LIST_LIMIT,
+                                                        key))
             cursor = ListCursor(ns, base, recursive, include_deleted, limit or DEFAULT_LIST_LIMIT,
                                 since=-1, upto=tx.current_seq(ns), after="")
             head = [entry] if recursive and entry is not None else []
             if not base:
-                # The team root shows its mounts; their contents stay in their own namespaces, so
-                # a recursive listing of the team root does not descend into them.
-                head += mount_points_tx(tx, caller, ns)
+                head += mount_points_tx(tx, caller, ns)  # the team root shows its mounts
             return self._page(tx, cursor, head, key)
 
         return await self.store.read(_start)
 
     async def list_folder_continue(self, caller: Caller, cursor_text: str) -> ListPage:
         key = await self.cursor_key.get()
+        if mount_listing.is_team_cursor(cursor_text):
+            team = mount_listing.TeamCursor.decode(cursor_text, key)
+            return await self.store.read(lambda tx: ListPage(*mount_listing.continue_tx(tx, caller, team, key)))
         cursor = ListCursor.decode(cursor_text, key)
 
         def _continue(tx: MetadataTx) -> ListPage:

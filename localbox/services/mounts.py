@@ -58,9 +58,15 @@ class Mount:
 
     def entry(self) -> Entry:
         """The mount point as a folder of the team root (it has no row of its own)."""
-        return Entry(namespace_id=self.root_namespace_id, path_lower=self.path_lower,
-                     path_display=self.path_display, name=self.name, kind=EntryKind.FOLDER, id=self.folder_id,
-                     seq=0)
+        return mount_point_entry(self.root_namespace_id, self.namespace_id, self.name)
+
+
+def mount_point_entry(root_namespace_id: str, namespace_id: str, name: str,
+                      kind: EntryKind = EntryKind.FOLDER) -> Entry:
+    """The point folder of the mount of `namespace_id` called `name` in a team root, or (DELETED) the
+    marker that reports it gone from a listing."""
+    return Entry(namespace_id=root_namespace_id, path_lower="/" + paths.lower(name), path_display="/" + name,
+                 name=name, kind=kind, id=mount_folder_id(namespace_id) if kind == EntryKind.FOLDER else "", seq=0)
 
 
 def mount_folder_id(namespace_id: str) -> str:

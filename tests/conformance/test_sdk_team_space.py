@@ -6,12 +6,13 @@ Also suspended members (`localbox team suspend-member`)."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dropbox
 import pytest
 from dropbox import common, files, team
-from dropbox.exceptions import ApiError, AuthError
+from dropbox.exceptions import ApiError, AuthError, BadInputError
 from harness import LocalServer, local_session
 from test_sdk_teams import Team, _finish_batch, _make_team, _team_client
 
@@ -164,6 +165,168 @@ def test_ns_paths_through_the_team_root_and_batches(server: LocalServer, space: 
     # Another member's home is not a mount for Bob: the name is just a missing folder of the team root.
     with pytest.raises(ApiError):
         bob.files_get_metadata(f"ns:{space.root_ns}/Ann Admin")
+
+
+# -- recursive listings of the team root ----------------------------------------------------------------
+def _all_pages(client: Any, first: Any) -> tuple[list[Any], str, list[int]]:
+    """Every entry of a listing and its continues until has_more is false, the last cursor, page sizes."""
+    entries, sizes, page = list(first.entries), [len(first.entries)], first
+    while page.has_more:
+        page = client.files_list_folder_continue(page.cursor)
+        entries += page.entries
+        sizes.append(len(page.entries))
+    return entries, page.cursor, sizes
+
+
+def _parents_first(shown: list[str], *, all_there: bool = True) -> None:
+    """Each folder comes before what is in it (and, in a full listing, is there at all)."""
+    for i, p in enumerate(shown):
+        parent = p.rsplit("/", 1)[0]
+        if parent and (all_there or parent in shown):
+            assert parent in shown[:i], f"{p} listed before its folder"
+
+
+@pytest.fixture(scope="module")
+def deep(server: LocalServer) -> Team:
+    """A team whose homes and team folder hold files, for the recursive listings."""
+    t = _make_team(server)
+    dbt = _team_client(server, t.token)
+    bob = _at_root(dbt, t, t.member_id)
+    bob.files_upload(b"a", "/Bob Member/docs/a.txt")
+    bob.files_upload(b"b", "/Projects/p/b.txt")
+    bob.files_upload(b"c", "/Projects/p/q/c.txt")
+    _at_root(dbt, t, t.admin_id).files_upload(b"s", "/Ann Admin/secret.txt")
+    return t
+
+
+def test_recursive_listing_at_the_team_root_descends_into_mounts(server: LocalServer, deep: Team) -> None:
+    dbt = _team_client(server, deep.token)
+    bob_home, ann_home = _homes(dbt, deep)
+    bob = _at_root(dbt, deep, deep.member_id)
+    entries, _, _ = _all_pages(bob, bob.files_list_folder("", recursive=True))
+    by_path = {e.path_lower: e for e in entries}
+    shown = [e.path_display for e in entries]
+    assert len(shown) == len(set(shown))
+    assert set(by_path) == {"/bob member", "/bob member/docs", "/bob member/docs/a.txt",
+                            "/projects", "/projects/p", "/projects/p/b.txt", "/projects/p/q", "/projects/p/q/c.txt"}
+    _parents_first(shown)
+    assert "/Bob Member/docs/a.txt" in shown and "/Projects/p/q/c.txt" in shown
+    # Mount points carry the mounted namespace; what is inside them carries it as parent.
+    for point, ns in (("/bob member", bob_home), ("/projects", deep.folder_ns)):
+        e = by_path[point]
+        assert isinstance(e, files.FolderMetadata) and e.sharing_info.shared_folder_id == ns
+        assert e.parent_shared_folder_id == deep.root_ns
+        assert e.id == bob.files_get_metadata(e.path_display).id
+    a = by_path["/bob member/docs/a.txt"]
+    assert isinstance(a, files.FileMetadata) and a.size == 1
+    assert a.parent_shared_folder_id == bob_home and a.sharing_info.parent_shared_folder_id == bob_home
+    c = by_path["/projects/p/q/c.txt"]
+    assert c.parent_shared_folder_id == deep.folder_ns and c.sharing_info.parent_shared_folder_id == deep.folder_ns
+    assert by_path["/projects/p"].sharing_info.parent_shared_folder_id == deep.folder_ns
+    assert c.id == bob.files_get_metadata("/Projects/p/q/c.txt").id
+
+    # An admin on the whole team descends into every home; as a member, into their own only.
+    admin = dbt.as_admin(deep.admin_id).with_path_root(common.PathRoot.root(deep.root_ns))
+    seen = {e.path_display: e for e in _all_pages(admin, admin.files_list_folder("", recursive=True))[0]}
+    assert {"/Ann Admin/secret.txt", "/Bob Member/docs/a.txt", "/Projects/p/b.txt"} <= set(seen)
+    assert seen["/Ann Admin/secret.txt"].parent_shared_folder_id == ann_home
+    ann = _at_root(dbt, deep, deep.admin_id)
+    seen = {e.path_display for e in _all_pages(ann, ann.files_list_folder("", recursive=True))[0]}
+    assert "/Ann Admin/secret.txt" in seen and "/Projects/p/b.txt" in seen and not any("Bob" in p for p in seen)
+
+    # Unchanged: the non-recursive listing shows the mounts only; without the path root, the home.
+    assert {e.path_display for e in bob.files_list_folder("").entries} == {"/Bob Member", "/Projects"}
+    home = dbt.as_user(deep.member_id).files_list_folder("", recursive=True)
+    assert {e.path_display for e in home.entries} == {"/docs", "/docs/a.txt"}
+    assert home.cursor.startswith("AAH")
+
+
+def test_recursive_team_root_listing_pages_across_namespaces(server: LocalServer, deep: Team) -> None:
+    dbt = _team_client(server, deep.token)
+    bob = _at_root(dbt, deep, deep.member_id)
+    whole = [e.path_display for e in bob.files_list_folder("", recursive=True).entries]
+    for limit in (1, 2, 3):
+        first = bob.files_list_folder("", recursive=True, limit=limit)
+        assert first.has_more
+        paged, _, sizes = _all_pages(bob, first)
+        assert [e.path_display for e in paged] == whole
+        assert max(sizes) <= limit and len(sizes) >= len(whole) // limit
+
+
+def test_team_root_cursor_follows_changes_in_every_mount(server: LocalServer) -> None:
+    t = _make_team(server)
+    dbt = _team_client(server, t.token)
+    bob_home, _ = _homes(dbt, t)
+    bob = _at_root(dbt, t, t.member_id)
+    bob.files_upload(b"1", "/Projects/keep/one.txt")
+    bob.files_upload(b"2", "/Projects/keep/two.txt")
+    _, listed, _ = _all_pages(bob, bob.files_list_folder("", recursive=True))
+    latest = bob.files_list_folder_get_latest_cursor("", recursive=True).cursor
+    paged = bob.files_list_folder_get_latest_cursor("", recursive=True, limit=2).cursor
+    assert bob.files_list_folder_continue(latest).entries == []
+
+    bob.files_upload(b"h", "/Bob Member/notes/new.txt")
+    bob.files_upload(b"t", "/Projects/keep/three.txt")
+    bob.files_upload(b"1+", "/Projects/keep/one.txt", mode=files.WriteMode.overwrite)
+    bob.files_delete_v2("/Projects/keep/two.txt")
+    # Ann's home is not Bob's to see: nothing of it reaches his cursors.
+    _at_root(dbt, t, t.admin_id).files_upload(b"x", "/Ann Admin/private.txt")
+    expected = {"/Bob Member/notes", "/Bob Member/notes/new.txt", "/Projects/keep/three.txt",
+                "/Projects/keep/one.txt", "/Projects/keep/two.txt"}
+    for cursor in (listed, latest, paged):
+        got, after, sizes = _all_pages(bob, bob.files_list_folder_continue(cursor))
+        by_path = {e.path_display: e for e in got}
+        assert set(by_path) == expected, cursor
+        assert isinstance(by_path["/Projects/keep/two.txt"], files.DeletedMetadata)
+        new = by_path["/Bob Member/notes/new.txt"]
+        assert isinstance(new, files.FileMetadata) and new.parent_shared_folder_id == bob_home
+        assert by_path["/Projects/keep/one.txt"].size == 2
+        assert by_path["/Projects/keep/three.txt"].parent_shared_folder_id == t.folder_ns
+        _parents_first([e.path_display for e in got], all_there=False)
+        if cursor is paged:
+            assert max(sizes) <= 2 and len(sizes) >= 3
+        assert bob.files_list_folder_continue(after).entries == []
+
+    # A team folder created later is a new mount: continue lists it, point folder first.
+    later_ns = server.cli("team", "folder", "create", t.name, "Later").strip().splitlines()[-1]
+    bob.files_upload(b"l", "/Later/l.txt")
+    got = bob.files_list_folder_continue(latest)
+    assert [e.path_display for e in got.entries][-2:] == ["/Later", "/Later/l.txt"]
+    assert got.entries[-2].sharing_info.shared_folder_id == later_ns
+    assert got.entries[-1].parent_shared_folder_id == later_ns
+    # A mount the caller no longer sees is reported deleted: an admin's whole-team cursor continued
+    # as a plain member loses the other members' homes.
+    admin = dbt.as_admin(t.admin_id).with_path_root(common.PathRoot.root(t.root_ns))
+    cursor = admin.files_list_folder_get_latest_cursor("", recursive=True).cursor
+    as_member = _at_root(dbt, t, t.admin_id).files_list_folder_continue(cursor).entries
+    assert [(type(e), e.path_display) for e in as_member] == [(files.DeletedMetadata, "/Bob Member")]
+    # A team root cursor is only good with the team root as path root (its paths are relative to it).
+    with pytest.raises(BadInputError) as bad:
+        dbt.as_user(t.member_id).files_list_folder_continue(latest)
+    assert 'Invalid "cursor" parameter' in bad.value.message
+
+
+def test_longpoll_on_the_team_root_wakes_for_a_team_folder_change(server: LocalServer) -> None:
+    t = _make_team(server)
+    dbt = _team_client(server, t.token)
+    bob = _at_root(dbt, t, t.member_id)
+    bob.files_upload(b"s", "/Projects/seed.txt")
+    cursor = bob.files_list_folder_get_latest_cursor("", recursive=True).cursor
+    anonymous = dropbox.Dropbox("not-a-valid-token", session=local_session(server.url), max_retries_on_error=0)
+    with ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(lambda: (anonymous.files_list_folder_longpoll(cursor, 30), time.monotonic()))
+        time.sleep(1.0)
+        assert not fut.done()
+        # Ann writes into the team folder (as herself): Bob's cursor covers that namespace.
+        _at_root(dbt, t, t.admin_id).files_upload(b"n", "/Projects/deep/new.txt")
+        uploaded = time.monotonic()
+        res, answered = fut.result(timeout=10)
+    assert res.changes is True and answered - uploaded < 1.5
+    got = bob.files_list_folder_continue(cursor).entries
+    assert [e.path_display for e in got] == ["/Projects/deep", "/Projects/deep/new.txt"]
+    # A cursor still paging has changes at once; one of a listing with nothing new waits.
+    first = bob.files_list_folder("", recursive=True, limit=1)
+    assert first.has_more and anonymous.files_list_folder_longpoll(first.cursor).changes is True
 
 
 # -- suspended members ----------------------------------------------------------------------------------
