@@ -57,9 +57,19 @@ def _sharing_stone(kind: EntryKind, sharing: Sharing | None) -> dict[str, Any]:
                                                     traverse_only=False, no_access=False)}
 
 
+class _Timestamp(datetime):
+    """A datetime whose `%Y` is always four digits.  stone encodes timestamps with `strftime`, and glibc
+    writes year 1 as "1": a client_modified of "0001-01-01T00:00:00Z" came back as "1-01-01T00:00:00Z",
+    which every SDK refuses to decode (its format wants four digits)."""
+
+    def strftime(self, fmt: str) -> str:
+        return super().strftime(fmt.replace("%Y", f"{self.year:04d}"))
+
+
 def timestamp(ts: float) -> datetime:
     # The SDK wants naive UTC, second precision ("%Y-%m-%dT%H:%M:%SZ").
-    return datetime.fromtimestamp(int(ts), UTC).replace(tzinfo=None)
+    t = datetime.fromtimestamp(int(ts), UTC)
+    return _Timestamp(t.year, t.month, t.day, t.hour, t.minute, t.second)
 
 
 def file_metadata(e: Entry) -> Any:
@@ -73,7 +83,8 @@ def file_metadata(e: Entry) -> Any:
 
 
 def _stamp(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
+    t = time.gmtime(int(ts))
+    return f"{t.tm_year:04d}" + time.strftime("-%m-%dT%H:%M:%SZ", t)  # four-digit year, as timestamp()
 
 
 def file_metadata_json(e: Entry) -> dict[str, Any]:

@@ -235,3 +235,25 @@ def test_folder_id_of_another_account_is_refused(api: Api, account, folder: str)
     route_error(other.content(UPLOAD, {"path": f"{fid}/evil.txt"}, b"x"), files.UploadError_validator,
                 "path", "malformed_path")
     route_error(other.metadata(f"{fid}/anything"), files.GetMetadataError_validator, "path", "not_found")
+
+
+# -- client_modified at the ends of the Timestamp range ---------------------------------------------
+# Stone accepts any "%Y-%m-%dT%H:%M:%SZ" date.  Year 1 used to come back as "1-01-01T00:00:00Z" (glibc's
+# strftime does not pad %Y), which the SDKs' decoders refuse: every answer must keep four digits.
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00Z", "0999-12-31T23:59:59Z", "1969-12-31T23:59:59Z",
+                                   "9999-12-31T23:59:59Z"])
+def test_client_modified_extremes_round_trip(api: Api, folder: str, stamp: str) -> None:
+    path = f"{folder}/cm.txt"
+    md = ok_json(api.content(UPLOAD, {"path": path, "client_modified": stamp}, b"x"), files.FileMetadata_validator)
+    assert md["client_modified"] == stamp
+    sid = api.start_ok(b"y", close=True)
+    md = ok_json(api.finish(sid, 1, f"{folder}/cm2.txt", client_modified=stamp), files.FileMetadata_validator)
+    assert md["client_modified"] == stamp
+    sid = api.start_ok(b"z", close=True)
+    res = ok_json(api.rpc(FB2, {"entries": [entry(sid, 1, f"{folder}/cm3.txt", client_modified=stamp)]}),
+                  files.UploadSessionFinishBatchResult_validator)
+    assert res["entries"][0]["client_modified"] == stamp
+    assert api.metadata_ok(path)["client_modified"] == stamp
+    r = api.download({"path": path})
+    assert json.loads(r.headers["dropbox-api-result"])["client_modified"] == stamp
