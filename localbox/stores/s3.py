@@ -25,9 +25,13 @@ Garbage collection (`collect`) follows the local disk's rule with LastModified f
 commit is about to reference was PUT (or touched by a server-side self-copy, for calls that outlive a
 quarter of the grace period) less than `grace` ago, and the collector deletes only unreferenced
 blocks whose LastModified, re-read by a HEAD just before the DELETE, is older than the cutoff.  S3
-has no rename and no portable conditional DELETE, so unlike the local disk there remains a window of
-one HEAD->DELETE round trip in which a PUT of the same old, unreferenced content can be lost; an
-append that outlives `refresh_after` re-checks its blocks before returning.  The node clocks must
+has no rename and no portable conditional DELETE, so unlike the local disk a PUT (or touch) of the
+same old, unreferenced content landing between the collector's HEAD and its DELETE would be lost.
+Within one process that cannot happen: a digest is never PUT or touched while the collector is
+between HEAD and DELETE of it (the PUT waits for the DELETE, then writes the block anew), and the
+collector skips a digest whose PUT or touch is in flight.  Across processes (another node, or
+`localbox gc` run beside a server) the window of one HEAD->DELETE round trip remains; an append that
+outlives `refresh_after` re-checks its blocks before returning.  The node clocks must
 agree with the object store's within a small fraction of `grace` (cutoffs are node time, LastModified
 is store time).
 """
@@ -37,8 +41,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
@@ -69,6 +75,10 @@ class S3BlobStore:
         self.refresh_after = grace / 4
         self.max_inflight = max_inflight
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="localbox-s3")
+        # Digests being written (PUT or touch) and being collected (HEAD..DELETE), in this process.
+        self._digests = threading.Condition()
+        self._writing: Counter[bytes] = Counter()
+        self._collecting: set[bytes] = set()
 
     @classmethod
     def from_url(cls, url: str, *, grace: float = 3600.0) -> S3BlobStore:
@@ -100,14 +110,31 @@ class S3BlobStore:
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     # -- blocking helpers (pool threads)
+    @contextlib.contextmanager
+    def _writing_block(self, digest: bytes) -> Iterator[None]:
+        """Held around a PUT or touch of `digest`: waits while the collector is deleting it."""
+        with self._digests:
+            self._digests.wait_for(lambda: digest not in self._collecting)
+            self._writing[digest] += 1
+        try:
+            yield
+        finally:
+            with self._digests:
+                self._writing[digest] -= 1
+                if not self._writing[digest]:
+                    del self._writing[digest]
+
     def _store_block(self, data: bytearray) -> bytes:
         digest = hashlib.sha256(data).digest()
-        self.client.put(self.block_key(digest), data)
+        with self._writing_block(digest):
+            self.client.put(self.block_key(digest), data)
         return digest
 
     def _refresh(self, digests: Sequence[bytes]) -> None:
         for d in digests:
-            if not self.client.touch(self.block_key(d)):
+            with self._writing_block(d):
+                renewed = self.client.touch(self.block_key(d))
+            if not renewed:
                 # Collected while this call ran (it outlived the grace period): nothing references it
                 # yet, so failing the call retryably loses nothing.
                 raise StoreUnavailable(f"block {d.hex()} was collected during a slow upload; retry")
@@ -254,13 +281,23 @@ class S3BlobStore:
             if obj.modified >= cutoff:
                 stats.blocks_kept_young += 1
                 continue
-            fresh = self.client.head(obj.key)  # a PUT since the listing renewed it
-            if fresh is None:
-                continue
-            if fresh.modified >= cutoff:
-                stats.blocks_kept_young += 1
-                continue
-            self.client.delete(obj.key)
+            with self._digests:
+                if digest in self._writing:  # being PUT again right now: it is young
+                    stats.blocks_kept_young += 1
+                    continue
+                self._collecting.add(digest)
+            try:
+                fresh = self.client.head(obj.key)  # a PUT since the listing renewed it
+                if fresh is None:
+                    continue
+                if fresh.modified >= cutoff:
+                    stats.blocks_kept_young += 1
+                    continue
+                self.client.delete(obj.key)
+            finally:
+                with self._digests:
+                    self._collecting.discard(digest)
+                    self._digests.notify_all()
             stats.blocks_deleted += 1
             stats.bytes_freed += fresh.size
         newest: dict[str, float] = {}

@@ -222,6 +222,31 @@ def test_collect_keeps_a_block_put_again_after_its_listing(s3: S3BlobStore) -> N
     assert read_all(s3, [digest], 14, 0, 14) == b"reused content"
 
 
+def test_collect_never_loses_a_block_put_again_between_its_head_and_delete(s3: S3BlobStore) -> None:
+    """The upload of old, unreferenced content racing the collector in the same process: the PUT
+    waits until the DELETE is done and writes the block anew."""
+    (digest,), _ = run(s3.put_blocks(stream([b"reused content"]), NO_LIMIT))
+    uploads: list[threading.Thread] = []
+
+    class PutDuringHead(Recording):
+        def head(self, key: str) -> ObjectInfo | None:
+            upload = threading.Thread(target=store._store_block, args=(bytearray(b"reused content"),))
+            upload.start()
+            uploads.append(upload)
+            upload.join(0.5)  # unguarded, the PUT lands here, before the DELETE
+            return self.inner.head(key)
+
+    store = S3BlobStore(PutDuringHead(s3.client), s3.prefix)
+    try:
+        stats = store.collect(set(), set(), cutoff=time.time() + 60)  # every block counts as old
+        for upload in uploads:
+            upload.join(10)
+    finally:
+        store.close()
+    assert stats.blocks_deleted == 1 and len(uploads) == 1
+    assert read_all(s3, [digest], 14, 0, 14) == b"reused content"
+
+
 # -- URLs
 def test_url_parsing() -> None:
     loc = S3Location.parse("s3://bkt/a/b/?endpoint_url=http://127.0.0.1:9000&region=eu-west-1")
