@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-pending-jobs", help="pending batch jobs per account before 429 (default 1000)")
     serve.add_argument("--header-timeout", help="close a connection whose request headers take longer (default 20s)")
     serve.add_argument("--body-timeout", help="close a connection silent this long inside a request body (default 60s)")
+    serve.add_argument("--send-timeout", help="close a connection whose client takes none of its response for this "
+                                              "long (a download nobody reads; default 3m)")
     serve.add_argument("--max-connections", help="open connections before new requests get 503 (default 1000)")
 
     account = sub.add_parser("account", help="manage accounts")
@@ -122,7 +124,7 @@ _SETTING_FLAGS = ("data_dir", "database_url", "blob_url", "host", "port",  # (ba
                   "session_ttl", "job_retention", "max_session_size", "quota", "log_level", "log_format",
                   "gc_interval", "gc_grace", "revision_retention", "memory", "seed", "admin_token",
                   "request_log_size", "max_open_sessions", "max_pending_jobs",
-                  "header_timeout", "body_timeout", "max_connections",
+                  "header_timeout", "body_timeout", "send_timeout", "max_connections",
                   "write_wait")
 
 
@@ -338,7 +340,7 @@ def serve(settings: Settings) -> None:
     try:
         serve_listeners(
             app, listeners, log_level=settings.log_level.lower(), access_log=False,
-            http=guarded_protocol(settings.header_timeout, settings.body_timeout),
+            http=guarded_protocol(settings.header_timeout, settings.body_timeout, settings.send_timeout),
             limit_concurrency=settings.max_connections or None,
             loop="uvloop" if sys.platform != "win32" else "asyncio", timeout_keep_alive=30,
             **({"log_config": None} if settings.log_format == "json" else {}),  # uvicorn logs as JSON too

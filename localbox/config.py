@@ -120,9 +120,11 @@ class Settings:
     max_open_sessions: int = field(default=10_000, metadata={"cast": int})
     max_pending_jobs: int = field(default=1_000, metadata={"cast": int})
     # Slow and greedy clients (localbox/http_limits.py): request headers complete within header_timeout,
-    # no gap longer than body_timeout inside a body, at most max_connections open (503 past it).
+    # no gap longer than body_timeout inside a body, a response's client taking none of it for at most
+    # send_timeout, at most max_connections open (503 past it).
     header_timeout: float = field(default=20.0, metadata={"cast": parse_duration})
     body_timeout: float = field(default=60.0, metadata={"cast": parse_duration})
+    send_timeout: float = field(default=180.0, metadata={"cast": parse_duration})
     max_connections: int = field(default=1000, metadata={"cast": int})
 
     @property

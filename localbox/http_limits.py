@@ -7,7 +7,12 @@ connection and a task forever (slowloris), and httptools buffers a header of any
   connection, for the first request): else 408 and the connection closes;
 - while a request body is being received, the connection closes after `body_timeout` without a
   byte (not counted while the server itself has paused reading: that is our back-pressure);
-- the request line and headers together may not exceed `max_header_bytes`: else 431 and close.
+- the request line and headers together may not exceed `max_header_bytes`: else 431 and close;
+- while a response waits for its client (the transport's write buffer is over its high-water mark,
+  so the app is paused), the client must take at least SEND_PROGRESS bytes of it (or all that is
+  left) in every `send_timeout`: else the connection closes.  A client that asks for a large
+  download and then reads nothing, or a byte a minute, would otherwise hold the connection, its
+  task and the blob store's read-ahead forever; a slow but steady reader is not affected.
 """
 
 from __future__ import annotations
@@ -20,10 +25,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 # The Dropbox-API-Arg of an append_batch with 1000 entries is ~150 KB; nothing legitimate comes close.
 DEFAULT_MAX_HEADER_BYTES = 1024 * 1024
 
+# What a waiting response's client must take per send_timeout (uvicorn's write high-water mark):
+# with the default 3 minutes, ~360 bytes/s.
+SEND_PROGRESS = 64 * 1024
+
 _STATUS = {408: b"408 Request Timeout", 431: b"431 Request Header Fields Too Large"}
 
 
-def guarded_protocol(header_timeout: float, body_timeout: float,
+def guarded_protocol(header_timeout: float, body_timeout: float, send_timeout: float = 180.0,
                      max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> type[asyncio.Protocol]:
     """An httptools protocol class for uvicorn.Config(http=...) with these limits."""
 
@@ -32,6 +41,7 @@ def guarded_protocol(header_timeout: float, body_timeout: float,
 
     Guarded.header_timeout = header_timeout
     Guarded.body_timeout = body_timeout
+    Guarded.send_timeout = send_timeout
     Guarded.max_header_bytes = max_header_bytes
     return Guarded
 
@@ -39,6 +49,7 @@ def guarded_protocol(header_timeout: float, body_timeout: float,
 class _Guarded(HttpToolsProtocol):
     header_timeout = 20.0
     body_timeout = 60.0
+    send_timeout = 180.0
     max_header_bytes = DEFAULT_MAX_HEADER_BYTES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -48,6 +59,8 @@ class _Guarded(HttpToolsProtocol):
         self._parsed_header_bytes = 0  # request line and headers as parsed
         self._in_body = False
         self._refused = False
+        self._send_deadline: asyncio.TimerHandle | None = None  # armed while writing is paused
+        self._send_mark = 0  # the write buffer's size when it was armed
 
     # -- timers -------------------------------------------------------------------------------
     def _arm(self, seconds: float) -> None:
@@ -84,7 +97,37 @@ class _Guarded(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._disarm_send()
         super().connection_lost(exc)
+
+    # -- a client that does not read its response -----------------------------------------------
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_deadline is None:
+            self._arm_send()
+
+    def resume_writing(self) -> None:  # the client took the buffer below its low-water mark
+        self._disarm_send()
+        super().resume_writing()
+
+    def _arm_send(self) -> None:
+        self._send_mark = self.transport.get_write_buffer_size()
+        self._send_deadline = self.loop.call_later(self.send_timeout, self._send_expired)
+
+    def _disarm_send(self) -> None:
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+            self._send_deadline = None
+
+    def _send_expired(self) -> None:
+        self._send_deadline = None
+        if self.transport.is_closing():
+            return
+        taken = self._send_mark - self.transport.get_write_buffer_size()  # paused: nothing was added
+        if taken >= min(SEND_PROGRESS, self._send_mark):
+            self._arm_send()  # slow but moving
+            return
+        self.transport.abort()  # connection_lost: the app's sends end, the download is dropped
 
     def data_received(self, data: bytes) -> None:
         if self._refused:

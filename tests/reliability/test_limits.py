@@ -20,10 +20,12 @@ from harness import LocalServer, make_sdk, running_server
 from reliability_backends import Backend
 
 pytestmark = pytest.mark.reliability
+# Slow clients and size caps are the HTTP layer's, whatever stores the data; embedded only, for CI time.
+RELIABILITY_BACKENDS = ("embedded",)
 
 MAX_SESSIONS = 5
 MAX_JOBS = 2
-TIMEOUT = 2.0  # --header-timeout and --body-timeout
+TIMEOUT = 2.0  # --header-timeout, --body-timeout and --send-timeout
 MAX_CONNECTIONS = 40
 ADMIN = secrets.token_urlsafe(12)
 
@@ -31,7 +33,7 @@ ADMIN = secrets.token_urlsafe(12)
 @pytest.fixture(scope="module")
 def limited(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     args = [*backend.serve_args, "--max-open-sessions", str(MAX_SESSIONS), "--max-pending-jobs", str(MAX_JOBS),
-            "--header-timeout", f"{TIMEOUT:g}s", "--body-timeout", f"{TIMEOUT:g}s",
+            "--header-timeout", f"{TIMEOUT:g}s", "--body-timeout", f"{TIMEOUT:g}s", "--send-timeout", f"{TIMEOUT:g}s",
             "--max-connections", str(MAX_CONNECTIONS), "--admin-token", ADMIN]
     with running_server(tmp_path_factory.mktemp("limits") / "data", args) as srv:
         yield srv
@@ -186,6 +188,75 @@ def test_a_slow_but_steady_body_is_not_cut_off(limited: LocalServer) -> None:
             "Dropbox-API-Arg": json.dumps({"path": "/slow.bin"}), "Content-Length": str(len(data))})
         assert r.status_code == 200, r.text
         assert r.json()["size"] == len(data)
+
+
+def _download_socket(server: LocalServer, token: str, path: str) -> socket.socket:
+    """A raw connection that asked for `path` and has read only the first bytes of the answer."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the server's buffers fill
+    s.settimeout(30)
+    s.connect(("127.0.0.1", server.port))
+    s.sendall(f"POST /2/files/download HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+              f"Dropbox-API-Arg: {json.dumps({'path': path})}\r\n\r\n".encode())
+    assert s.recv(12) == b"HTTP/1.1 200"
+    return s
+
+
+def _drain(s: socket.socket) -> tuple[int, bool]:
+    """Read what is left: (bytes, whether the server closed the connection)."""
+    got = 0
+    s.settimeout(10)
+    try:
+        while chunk := s.recv(1 << 20):
+            got += len(chunk)
+    except (ConnectionResetError, TimeoutError) as e:
+        return got, isinstance(e, ConnectionResetError)
+    return got, True
+
+
+@pytest.mark.parametrize("reader", ["reads nothing", "reads a byte at a time"])
+def test_a_download_its_client_does_not_read_is_closed_after_the_send_timeout(limited: LocalServer,
+                                                                              reader: str) -> None:
+    token = limited.new_account().token
+    size = 24 * 1024 * 1024  # far more than the socket buffers hold
+    with httpx.Client(base_url=limited.url, timeout=60, trust_env=False) as http:
+        Api(http, token).upload_ok("/big.bin", b"b" * size)
+    s = _download_socket(limited, token, "/big.bin")
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < TIMEOUT + 3:
+            if reader != "reads nothing":
+                s.recv(1)
+            time.sleep(0.2)
+        got, closed = _drain(s)
+    finally:
+        s.close()
+    assert closed and got < size // 2, (got, closed)  # cut off, not served in full nor left hanging
+    with httpx.Client(base_url=limited.url, timeout=10, trust_env=False) as http:  # and the server is fine
+        assert Api(http, token).download_bytes("/big.bin") == b"b" * size
+
+
+def test_a_slow_but_steady_download_is_not_cut_off(limited: LocalServer) -> None:
+    """A client that keeps taking its response, however slowly overall, gets all of it."""
+    token = limited.new_account().token
+    data = bytes(range(256)) * (12 * 1024)  # 3 MiB, read 128 KiB every 0.25 s: ~6 s, 3x the send timeout
+    with httpx.Client(base_url=limited.url, timeout=60, trust_env=False) as http:
+        Api(http, token).upload_ok("/steady.bin", data)
+    s = _download_socket(limited, token, "/steady.bin")
+    try:
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(1)
+        body = bytearray()
+        started = time.monotonic()
+        while len(body) < len(data):
+            chunk = s.recv(128 * 1024)
+            assert chunk, f"closed after {len(body)} bytes"
+            body += chunk
+            time.sleep(0.25 * len(chunk) / (128 * 1024))
+    finally:
+        s.close()
+    assert bytes(body) == data and time.monotonic() - started > TIMEOUT
 
 
 def test_oversized_headers_and_rpc_bodies(limited: LocalServer, http: httpx.Client) -> None:
