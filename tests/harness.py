@@ -64,9 +64,12 @@ class LocalServer:
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         # LOCALBOX_TEST_BACKEND=postgres: the same tests on a fresh PostgreSQL database each (#5).
-        if "--database-url" in self.extra_args:  # the admin CLI works on the same database
-            at = self.extra_args.index("--database-url")
-            self.backend_args = self.extra_args[at : at + 2]
+        if "--database-url" in self.extra_args:  # the admin CLI works on the same database (and blobs)
+            self.backend_args = []
+            for flag in ("--database-url", "--blob-url"):
+                if flag in self.extra_args:
+                    at = self.extra_args.index(flag)
+                    self.backend_args += self.extra_args[at : at + 2]
         else:
             self.backend_args = backend_args(data_dir)
             self.extra_args += self.backend_args

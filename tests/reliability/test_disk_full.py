@@ -20,6 +20,8 @@ from harness import running_server
 from reliability_backends import Backend
 
 pytestmark = pytest.mark.reliability
+# A full local file system; the object store's counterpart is test_store_faults.py.
+RELIABILITY_BACKENDS = ("embedded",)
 MiB = 1024 * 1024
 SIZE_MB = 48
 

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from localbox.spec import ROUTES
 
 pytestmark = pytest.mark.reliability
+# Input handling lives in the HTTP and service layers, the same whatever stores the data.
+RELIABILITY_BACKENDS = ("embedded",)
 EXAMPLES = int(os.environ.get("LOCALBOX_FUZZ_EXAMPLES", "150"))
 ROUTE_NAMES = sorted(ROUTES)
 COUNTS: dict[str, int] = {}

@@ -15,6 +15,8 @@ from harness import LocalServer, running_server
 from reliability_backends import Backend
 
 pytestmark = pytest.mark.reliability
+# TLS is the HTTP layer's, the same whatever stores the data.
+RELIABILITY_BACKENDS = ("embedded",)
 
 
 @pytest.fixture(scope="module")
