@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -167,7 +168,8 @@ class Endpoint:
         if isinstance(result, Download):
             headers = {"Dropbox-API-Result": encode(route.result, result.result),
                        "Content-Length": str(result.length), **result.headers}
-            return _StreamResponse(result.chunks, result.status, headers)
+            chunks = result.chunks if request.method == "HEAD" else await _first_slice_fetched(result.chunks)
+            return _StreamResponse(chunks, result.status, headers)
         if isinstance(result, Response):
             return result
         return responses.json_ok(encode(route.result, result))
@@ -259,16 +261,49 @@ async def _nothing() -> AsyncIterator[bytes]:
     yield  # pragma: no cover
 
 
+async def _first_slice_fetched(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The same stream with its first slice already read from the blob store.  Once the 200 and its
+    headers are out, a store failure can only cut the connection; a failure on the first slice (an
+    object store that is down, a missing block) is raised here instead, before any header is sent,
+    and answered as a proper error (503 with Retry-After for StoreUnavailable)."""
+    it = aiter(chunks)
+    try:
+        first = await anext(it)
+    except StopAsyncIteration:
+        return _nothing()
+
+    async def rest() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in it:
+            yield chunk
+
+    return rest()
+
+
 class _StreamResponse(Response):
-    """A streaming body whose iterator is only started when the response is sent."""
+    """A streaming body whose iterator is only started when the response is sent, and dropped as soon
+    as the client is gone (a connection closed by the send timeout of http_limits included): reading
+    the rest of a large file from the blob store for nobody would only cost."""
 
     def __init__(self, chunks: AsyncIterator[bytes], status: int, headers: dict[str, str]) -> None:
         super().__init__(status_code=status, headers=headers, media_type="application/octet-stream")
         self.chunks = chunks
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if scope.get("method") != "HEAD":
-            async for chunk in self.chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if scope.get("method") == "HEAD":
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        async with anyio.create_task_group() as group:
+
+            async def stream() -> None:
+                await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+                async for chunk in self.chunks:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                group.cancel_scope.cancel()
+
+            group.start_soon(stream)
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()

@@ -10,6 +10,7 @@ interleave bytes; pieces of a concurrent session are independent blocks and take
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +19,14 @@ from dataclasses import dataclass
 from functools import partial
 
 from localbox.domain.content_hash import BLOCK_SIZE, ContentHasher, hash_from_digests
-from localbox.domain.errors import CallError, DomainError, SessionLookupError, WriteFailure, incorrect_offset
+from localbox.domain.errors import (
+    CallError,
+    DomainError,
+    SessionLookupError,
+    StoreUnavailable,
+    WriteFailure,
+    incorrect_offset,
+)
 from localbox.domain.models import Entry, Piece, SessionState, SessionType, UploadSession
 from localbox.services.account_limits import DEFAULT_MAX_OPEN_SESSIONS, check_open_sessions
 from localbox.services.accounts import Caller
@@ -97,8 +105,22 @@ class UploadSessionService:
         # Across nodes (#5): SessionLeases when the store is shared by several servers.
         self.leases: NoSessionLeases | SessionLeases = NoSessionLeases()
         self.write_locks = write_locks or LocalNamespaceLocks()
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     # -- helpers -----------------------------------------------------------------------------
+    def _discard_soon(self, session_id: str) -> None:
+        """Clean up after a call the blob store failed, off that call's path: the client gets its 503
+        now rather than after a failing store has also refused (or timed out on) the clean-up.  Best
+        effort: nothing refers to these bytes, and the collector removes whatever is left."""
+
+        async def discard() -> None:
+            with contextlib.suppress(Exception):
+                await self.blobs.discard_staging(session_id)
+
+        task = asyncio.ensure_future(discard())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
     def _check_length(self, body: Body) -> None:
         if body.length is not None and body.length > self.limits.max_request_body:
             raise CallError("payload_too_large")
@@ -189,6 +211,9 @@ class UploadSessionService:
                 staged, call_hash = await self._stage_sequential(
                     session, body, seal=close, want_hash=content_hash is not None)
                 self._check_hash(content_hash, call_hash or "")
+            except StoreUnavailable:
+                self._discard_soon(session.session_id)
+                raise
             except BaseException:
                 await self.blobs.discard_staging(session.session_id)
                 raise
