@@ -119,10 +119,11 @@ class Localbox:
     data_dir: Path
 
 
-def _admin(argv: list[str], log: Path) -> str:
+def _admin(argv: list[str], log: Path, env: dict[str, str] | None = None) -> str:
     """Runs a ``python -m localbox`` admin command; returns the last non-empty line it printed."""
     result = subprocess.run(
-        [sys.executable, "-m", "localbox", *argv], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "localbox", *argv], capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, **(env or {})},
     )
     with log.open("a") as out:
         out.write(f"$ localbox {' '.join(argv)}\n{result.stdout}{result.stderr}")
@@ -139,24 +140,26 @@ def localbox(
     prepare: Callable[[Path, str], None] | None = None,
     serve_args: Sequence[str] = (),
     port: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Localbox]:
     """Creates an account and token in a fresh data dir, then runs ``localbox serve`` on a free port.
 
     ``prepare(data_dir, email)``, if given, runs after the account exists and before the server starts
     (e.g. to seed the metadata store through localbox's library). ``serve_args`` are extra flags of
     ``localbox serve`` (e.g. TLS); ``port`` replaces the free port (e.g. 443 inside a network namespace).
+    ``env`` is added to the environment of the admin commands and the server (e.g. LOCALBOX_DATABASE_URL).
     """
     data_dir = workdir / "localbox-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     log = workdir / "localbox.log"
-    _admin(["account", "create", email, "--data-dir", str(data_dir)], log)
-    token = _admin(["token", "create", email, "--data-dir", str(data_dir)], log)
+    _admin(["account", "create", email, "--data-dir", str(data_dir)], log, env)
+    token = _admin(["token", "create", email, "--data-dir", str(data_dir)], log, env)
     if prepare is not None:
         prepare(data_dir, email)
     port = port or free_port()
     argv = [sys.executable, "-m", "localbox", "serve", "--data-dir", str(data_dir)]
     argv += ["--host", "127.0.0.1", "--port", str(port), *serve_args]
-    server = Server("localbox", _spawn("localbox", argv, log), port, log)
+    server = Server("localbox", _spawn("localbox", argv, log, env), port, log)
     try:
         server.wait_ready()
         yield Localbox(server, token, data_dir)

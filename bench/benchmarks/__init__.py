@@ -9,6 +9,7 @@ from bench.benchmarks import (
     baselines,
     download,
     finish_batch,
+    finish_batch_pg,
     finish_latency,
     metadata_load,
     parallel,
@@ -37,6 +38,10 @@ BENCHMARKS: dict[str, tuple[str, RunFn]] = {
     "finish_batch": (
         "finish_batch of 1..1000 4 KiB files to complete on /check; finish_batch_v2 1000",
         finish_batch.run,
+    ),
+    "finish_batch_pg": (
+        "finish_batch(_v2) of 1000 4 KiB files on PostgreSQL (own database) vs SQLite; statements per entry",
+        finish_batch_pg.run,
     ),
     "small_files": (
         "4 KiB files end to end (start(close) + finish_batch per 1000) vs raw-ingest",
