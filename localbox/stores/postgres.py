@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -40,6 +40,7 @@ from localbox.domain.models import (
     Token,
     UploadSession,
 )
+from localbox.stores import bulk
 from localbox.stores.base import WORD_BREAKS, NameFilter, SearchKey
 from localbox.stores.postgres_teams import PgTeamTxMixin
 from localbox.stores.schema_head import HEAD, SchemaOutdated, outdated_message, redact
@@ -93,6 +94,30 @@ def _session(row: Any) -> UploadSession | None:
                          state=SessionState(row[8]))
 
 
+def _entry_row(e: Entry) -> tuple[Any, ...]:
+    return (e.namespace_id, e.path_lower, e.parent_lower, e.path_display, e.name, e.kind.value, e.id, int(e.seq),
+            e.rev, int(e.size), e.content_hash, _pack(e.blocks), float(e.client_modified), float(e.server_modified))
+
+
+def _revision_row(e: Entry) -> tuple[Any, ...]:
+    return (e.rev, e.namespace_id, e.path_lower, e.path_display, e.name, e.id, e.seq, e.size, e.content_hash,
+            _pack(e.blocks), e.client_modified, e.server_modified)
+
+
+_ENTRY_TYPES = ("text", "text", "text", "text", "text", "text", "text", "bigint", "text", "bigint", "text", "bytea",
+                "float8", "float8")
+# Rows arrive as one array per column (a single statement, however many rows); at most one row per path.
+_PUT_ENTRIES = (f"INSERT INTO entries ({ENTRY}) SELECT * FROM unnest("
+                + ", ".join(f"%s::{t}[]" for t in _ENTRY_TYPES) + ") "
+                "ON CONFLICT (namespace_id, path_lower) DO UPDATE SET parent_lower=EXCLUDED.parent_lower, "
+              "path_display=EXCLUDED.path_display, name=EXCLUDED.name, kind=EXCLUDED.kind, id=EXCLUDED.id, "
+              "seq=EXCLUDED.seq, rev=EXCLUDED.rev, size=EXCLUDED.size, content_hash=EXCLUDED.content_hash, "
+              "blocks=EXCLUDED.blocks, client_modified=EXCLUDED.client_modified, "
+              "server_modified=EXCLUDED.server_modified")
+_KEEP_REVISION = (f"INSERT INTO revisions ({REVISION}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                  "ON CONFLICT (rev) DO NOTHING")
+
+
 def _token(row: Any) -> Token:
     return Token(row[0], row[1], frozenset(row[2].split()), row[3], row[4])
 
@@ -108,6 +133,14 @@ class _Tx(PgTeamTxMixin):
 
     def _one(self, sql: str, *args: Any) -> Any:
         return self._x(sql, args).fetchone()
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows: psycopg's executemany sends them in one pipeline, one round trip."""
+        if len(rows) == 1:
+            self._x(sql, rows[0])
+        elif rows:
+            with self.conn.cursor() as cur:
+                cur.executemany(sql, rows)
 
     def _ns(self, namespace_id: str | None) -> None:
         """Serialize write transactions per namespace: lock before the first read of it."""
@@ -199,6 +232,12 @@ class _Tx(PgTeamTxMixin):
         row = self._one("UPDATE namespaces SET seq = seq + 1 WHERE namespace_id=%s RETURNING seq", namespace_id)
         return int(row[0])
 
+    def advance_seq(self, namespace_id: str, count: int) -> int:
+        self._ns(namespace_id)
+        row = self._one("UPDATE namespaces SET seq = seq + %s WHERE namespace_id=%s RETURNING seq",
+                        count, namespace_id)
+        return int(row[0])
+
     def bytes_used(self, account_id: str) -> int:
         row = self._one("SELECT COALESCE(SUM(bytes_used), 0) FROM namespaces WHERE owner_account_id=%s", account_id)
         return int(row[0])
@@ -218,6 +257,12 @@ class _Tx(PgTeamTxMixin):
         return _session(self._one(f"SELECT {SESSION} FROM sessions WHERE session_id=%s{self._for_update}",
                                   session_id))
 
+    def get_sessions(self, session_ids: Collection[str]) -> dict[str, UploadSession]:
+        # In id order, so that two transactions locking overlapping sets cannot deadlock each other.
+        rows = self._x(f"SELECT {SESSION} FROM sessions WHERE session_id = ANY(%s) ORDER BY session_id"
+                       f"{self._for_update}", (list(session_ids),)).fetchall()
+        return {s.session_id: s for s in map(_session, rows) if s is not None}
+
     def update_session(self, s: UploadSession, expected_offset: int) -> bool:
         cur = self._x('UPDATE sessions SET "offset"=%s, closed=%s, blocks=%s, state=%s '
                       'WHERE session_id=%s AND "offset"=%s',
@@ -234,6 +279,9 @@ class _Tx(PgTeamTxMixin):
 
     def mark_session(self, session_id: str, state: SessionState) -> None:
         self._x("UPDATE sessions SET state=%s, closed=1 WHERE session_id=%s", (state.value, session_id))
+
+    def mark_sessions(self, session_ids: Collection[str], state: SessionState) -> None:
+        self._x("UPDATE sessions SET state=%s, closed=1 WHERE session_id = ANY(%s)", (state.value, list(session_ids)))
 
     def insert_piece(self, session_id: str, p: Piece) -> None:
         self._x('INSERT INTO pieces (session_id, "offset", length, blocks) VALUES (%s,%s,%s,%s) '
@@ -253,6 +301,12 @@ class _Tx(PgTeamTxMixin):
         self._ns(namespace_id)
         return _entry(self._one(f"SELECT {ENTRY} FROM entries WHERE namespace_id=%s AND path_lower=%s",
                                 namespace_id, path_lower))
+
+    def get_entries(self, namespace_id: str, path_lowers: Collection[str]) -> dict[str, Entry]:
+        self._ns(namespace_id)
+        rows = self._x(f"SELECT {ENTRY} FROM entries WHERE namespace_id=%s AND path_lower = ANY(%s)",
+                       (namespace_id, list(path_lowers))).fetchall()
+        return {e.path_lower: e for e in map(_entry, rows) if e is not None}
 
     def get_entry_by_id(self, file_id: str) -> Entry | None:
         sql = f"SELECT {ENTRY} FROM entries WHERE id=%s AND kind != 'deleted'"
@@ -286,26 +340,27 @@ class _Tx(PgTeamTxMixin):
         return [_revision(r) for r in rows]
 
     def keep_revision(self, e: Entry) -> None:
-        self._x(f"INSERT INTO revisions ({REVISION}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                "ON CONFLICT (rev) DO NOTHING",
-                (e.rev, e.namespace_id, e.path_lower, e.path_display, e.name, e.id, e.seq, e.size, e.content_hash,
-                 _pack(e.blocks), e.client_modified, e.server_modified))
+        self._x(_KEEP_REVISION, _revision_row(e))
+
+    def keep_revisions(self, entries: Sequence[Entry]) -> None:
+        self._many(_KEEP_REVISION, [_revision_row(e) for e in entries])
 
     def put_entry(self, e: Entry) -> None:
-        self._ns(e.namespace_id)
-        old = self._one("SELECT size FROM entries WHERE namespace_id=%s AND path_lower=%s AND kind='file'",
-                        e.namespace_id, e.path_lower)
-        delta = (e.size if e.kind == EntryKind.FILE else 0) - (old[0] if old else 0)
-        if delta:
-            self._x("UPDATE namespaces SET bytes_used = bytes_used + %s WHERE namespace_id=%s", (delta, e.namespace_id))
-        self._x(f"INSERT INTO entries ({ENTRY}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                "ON CONFLICT (namespace_id, path_lower) DO UPDATE SET parent_lower=EXCLUDED.parent_lower, "
-                "path_display=EXCLUDED.path_display, name=EXCLUDED.name, kind=EXCLUDED.kind, id=EXCLUDED.id, "
-                "seq=EXCLUDED.seq, rev=EXCLUDED.rev, size=EXCLUDED.size, content_hash=EXCLUDED.content_hash, "
-                "blocks=EXCLUDED.blocks, client_modified=EXCLUDED.client_modified, "
-                "server_modified=EXCLUDED.server_modified",
-                (e.namespace_id, e.path_lower, e.parent_lower, e.path_display, e.name, e.kind.value, e.id, e.seq,
-                 e.rev, e.size, e.content_hash, _pack(e.blocks), e.client_modified, e.server_modified))
+        self.put_entries([e])
+
+    def put_entries(self, entries: Sequence[Entry]) -> None:
+        latest = bulk.last_per_path(entries)
+        old: dict[bulk.Key, int] = {}
+        for ns, path_lowers in sorted(bulk.by_namespace(latest).items()):
+            self._ns(ns)
+            rows = self._x("SELECT path_lower, size FROM entries WHERE namespace_id=%s AND path_lower = ANY(%s) "
+                           "AND kind='file'", (ns, path_lowers)).fetchall()
+            old.update(((ns, r[0]), r[1]) for r in rows)
+        growth = bulk.byte_growth(latest, old)
+        self._many("UPDATE namespaces SET bytes_used = bytes_used + %s WHERE namespace_id=%s",
+                   [(delta, ns) for ns, delta in growth.items()])
+        if latest:
+            self._x(_PUT_ENTRIES, [list(column) for column in zip(*map(_entry_row, latest.values()), strict=True)])
 
     def list_entries(
         self, namespace_id: str, parent_lower: str, *, recursive: bool, after: str, limit: int,

@@ -15,7 +15,7 @@ import hashlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +33,7 @@ from localbox.domain.models import (
     Token,
     UploadSession,
 )
-from localbox.stores import migrate
+from localbox.stores import bulk, migrate
 from localbox.stores.base import WORD_BREAKS, NameFilter, SearchKey
 from localbox.stores.schema_head import SchemaOutdated, outdated_message
 from localbox.stores.sqlite_inspect import InspectTxMixin
@@ -171,6 +171,10 @@ class _Tx(TeamTxMixin, LeaseTxMixin, InspectTxMixin):
         row = self._one("UPDATE namespaces SET seq = seq + 1 WHERE namespace_id=? RETURNING seq", namespace_id)
         return int(row[0])
 
+    def advance_seq(self, namespace_id: str, count: int) -> int:
+        row = self._one("UPDATE namespaces SET seq = seq + ? WHERE namespace_id=? RETURNING seq", count, namespace_id)
+        return int(row[0])
+
     def bytes_used(self, account_id: str) -> int:
         # A counter kept by put_entry: summing the entries would cost a scan per commit.
         row = self._one("SELECT COALESCE(SUM(bytes_used), 0) FROM namespaces WHERE owner_account_id=?", account_id)
@@ -189,15 +193,27 @@ class _Tx(TeamTxMixin, LeaseTxMixin, InspectTxMixin):
              s.expires, _pack(s.blocks), s.state.value),
         )
 
-    def get_session(self, session_id: str) -> UploadSession | None:
-        row = self._one("SELECT * FROM sessions WHERE session_id=?", session_id)
-        if row is None:
-            return None
+    @staticmethod
+    def _session(row: Any) -> UploadSession:
         return UploadSession(
             session_id=row[0], account_id=row[1], session_type=SessionType(row[2]), offset=row[3],
             closed=bool(row[4]), created=row[5], expires=row[6], blocks=_unpack(row[7]),
             state=SessionState(row[8]),
         )
+
+    _SESSION = ("SELECT session_id, account_id, session_type, offset, closed, created, expires, blocks, state "
+                "FROM sessions")
+
+    def get_session(self, session_id: str) -> UploadSession | None:
+        row = self._one(f"{self._SESSION} WHERE session_id=?", session_id)
+        return None if row is None else self._session(row)
+
+    def get_sessions(self, session_ids: Collection[str]) -> dict[str, UploadSession]:
+        out: dict[str, UploadSession] = {}
+        for chunk in bulk.chunks(list(session_ids)):
+            rows = self.db.execute(f"{self._SESSION} WHERE session_id IN ({','.join('?' * len(chunk))})", chunk)
+            out.update((s.session_id, s) for s in map(self._session, rows.fetchall()))
+        return out
 
     def update_session(self, s: UploadSession, expected_offset: int) -> bool:
         cur = self.db.execute(
@@ -215,6 +231,10 @@ class _Tx(TeamTxMixin, LeaseTxMixin, InspectTxMixin):
 
     def mark_session(self, session_id: str, state: SessionState) -> None:
         self.db.execute("UPDATE sessions SET state=?, closed=1 WHERE session_id=?", (state.value, session_id))
+
+    def mark_sessions(self, session_ids: Collection[str], state: SessionState) -> None:
+        self.db.executemany("UPDATE sessions SET state=?, closed=1 WHERE session_id=?",
+                            [(state.value, i) for i in session_ids])
 
     def insert_piece(self, session_id: str, p: Piece) -> None:
         self.db.execute(
@@ -242,6 +262,14 @@ class _Tx(TeamTxMixin, LeaseTxMixin, InspectTxMixin):
         return self._entry(
             self._one("SELECT * FROM entries WHERE namespace_id=? AND path_lower=?", namespace_id, path_lower)
         )
+
+    def get_entries(self, namespace_id: str, path_lowers: Collection[str]) -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        for chunk in bulk.chunks(list(path_lowers)):
+            rows = self.db.execute(f"SELECT * FROM entries WHERE namespace_id=? AND path_lower IN "
+                                   f"({','.join('?' * len(chunk))})", (namespace_id, *chunk))
+            out.update((e.path_lower, e) for e in map(self._entry, rows.fetchall()) if e is not None)
+        return out
 
     def get_entry_by_id(self, file_id: str) -> Entry | None:
         return self._entry(self._one("SELECT * FROM entries WHERE id=? AND kind!='deleted'", file_id))
@@ -278,24 +306,36 @@ class _Tx(TeamTxMixin, LeaseTxMixin, InspectTxMixin):
         ).fetchall()
         return [self._revision(r) for r in rows]
 
+    @staticmethod
+    def _revision_row(e: Entry) -> tuple[Any, ...]:
+        return (e.rev, e.namespace_id, e.path_lower, e.path_display, e.name, e.id, e.seq, e.size, e.content_hash,
+                _pack(e.blocks), e.client_modified, e.server_modified)
+
     def keep_revision(self, e: Entry) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO revisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (e.rev, e.namespace_id, e.path_lower, e.path_display, e.name, e.id, e.seq, e.size, e.content_hash,
-             _pack(e.blocks), e.client_modified, e.server_modified),
-        )
+        self.keep_revisions([e])
+
+    def keep_revisions(self, entries: Sequence[Entry]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO revisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                            [self._revision_row(e) for e in entries])
 
     def put_entry(self, e: Entry) -> None:
-        old = self._one("SELECT size FROM entries WHERE namespace_id=? AND path_lower=? AND kind='file'",
-                        e.namespace_id, e.path_lower)
-        delta = (e.size if e.kind == EntryKind.FILE else 0) - (old[0] if old else 0)
-        if delta:
-            self.db.execute("UPDATE namespaces SET bytes_used = bytes_used + ? WHERE namespace_id=?",
-                            (delta, e.namespace_id))
-        self.db.execute(
+        self.put_entries([e])
+
+    def put_entries(self, entries: Sequence[Entry]) -> None:
+        latest = bulk.last_per_path(entries)
+        old: dict[bulk.Key, int] = {}
+        for ns, path_lowers in bulk.by_namespace(latest).items():
+            for chunk in bulk.chunks(path_lowers):
+                rows = self.db.execute(f"SELECT path_lower, size FROM entries WHERE namespace_id=? AND kind='file' "
+                                       f"AND path_lower IN ({','.join('?' * len(chunk))})", (ns, *chunk))
+                old.update(((ns, r[0]), r[1]) for r in rows.fetchall())
+        self.db.executemany("UPDATE namespaces SET bytes_used = bytes_used + ? WHERE namespace_id=?",
+                            [(delta, ns) for ns, delta in bulk.byte_growth(latest, old).items()])
+        self.db.executemany(
             "INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (e.namespace_id, e.path_lower, e.parent_lower, e.path_display, e.name, e.kind.value, e.id, e.seq,
-             e.rev, e.size, e.content_hash, _pack(e.blocks), e.client_modified, e.server_modified),
+            [(e.namespace_id, e.path_lower, e.parent_lower, e.path_display, e.name, e.kind.value, e.id, e.seq,
+              e.rev, e.size, e.content_hash, _pack(e.blocks), e.client_modified, e.server_modified)
+             for e in latest.values()],
         )
 
     def list_entries(

@@ -499,6 +499,113 @@ def test_session_lease_excludes_other_owners_until_it_lapses(store: Any) -> None
     assert store.run_sync(lambda tx: tx.lock_session("missing", "x", 1.0, 2.0)) is False
 
 
+# -- bulk methods (batch commits: a few statements for many entries) -------------------------------
+def test_get_sessions_and_mark_sessions_in_bulk(store: Any) -> None:
+    ids = [f"s{i:04d}" for i in range(1200)]  # more than one statement's worth of parameters on SQLite
+
+    def insert(tx: Any) -> None:
+        for i in ids:
+            tx.insert_session(session(i, offset=3, blocks=[hashlib.sha256(i.encode()).digest()]))
+
+    store.run_sync(insert)
+    got = store.run_sync(lambda tx: tx.get_sessions([*ids[::-1], "missing"]))
+    assert set(got) == set(ids)
+    assert got["s0007"] == session("s0007", offset=3, blocks=[hashlib.sha256(b"s0007").digest()])
+    assert store.run_sync(lambda tx: tx.get_sessions([])) == {}
+    marked = ids[100:700]
+    store.run_sync(lambda tx: tx.mark_sessions(marked, SessionState.COMMITTED))
+    after = store.run_sync(lambda tx: tx.get_sessions(ids))
+    assert {i for i, s in after.items() if s.state == SessionState.COMMITTED and s.closed} == set(marked)
+    assert all(not after[i].closed and after[i].state == SessionState.OPEN for i in ids[:100] + ids[700:])
+    assert after["s0100"].blocks == [hashlib.sha256(b"s0100").digest()]  # blocks untouched
+
+
+def test_get_entries_reads_many_paths_of_one_namespace(store: Any) -> None:
+    live = [entry("1", f"/d/f{i}") for i in range(700)]
+    dead = entry("1", "/d/gone", kind=EntryKind.DELETED)
+    put_all(store, [*live, dead, entry("2", "/d/f1")])
+    wanted = [e.path_lower for e in live] + ["/d/gone", "/d/nothing"]
+    got = store.run_sync(lambda tx: tx.get_entries("1", wanted))
+    assert got == {e.path_lower: e for e in [*live, dead]}  # deletion markers included, only namespace 1
+    assert store.run_sync(lambda tx: tx.get_entries("3", ["/d/f1"])) == {}
+
+
+def test_put_entries_last_wins_and_keeps_the_byte_count(store: Any) -> None:
+    a = account(8)
+    ns = a.root_namespace_id
+    old = entry(ns, "/old")
+    old.size = 1000
+
+    def setup(tx: Any) -> None:
+        tx.insert_account(a)
+        tx.insert_namespace(ns, a.account_id)
+        tx.put_entry(old)
+
+    store.run_sync(setup)
+    first, second = entry(ns, "/f"), entry(ns, "/f", seq=2)
+    first.size, second.size = 500, 30  # the same path twice in one call: the second is what stays
+    smaller = entry(ns, "/old", seq=3)
+    smaller.size = 10
+    batch = [entry(ns, "/d", kind=EntryKind.FOLDER), first, second, smaller]
+    batch += [entry(ns, f"/d/x{i}") for i in range(600)]  # size 0 each
+    store.run_sync(lambda tx: tx.put_entries(batch))
+    assert store.run_sync(lambda tx: tx.get_entry(ns, "/f")) == second
+    assert store.run_sync(lambda tx: tx.get_entry(ns, "/old")) == smaller
+    assert len(store.run_sync(lambda tx: tx.list_entries(ns, "/d", recursive=False, after="", limit=1000))) == 600
+    assert store.run_sync(lambda tx: tx.bytes_used(a.account_id)) == 30 + 10
+    store.run_sync(lambda tx: tx.put_entries([entry(ns, "/f", kind=EntryKind.DELETED)]))
+    assert store.run_sync(lambda tx: tx.bytes_used(a.account_id)) == 10
+    store.run_sync(lambda tx: tx.put_entries([]))
+
+
+def test_keep_revisions_in_bulk_ignores_a_rev_kept_twice(store: Any) -> None:
+    versions = []
+    for i in range(3):
+        v = entry("1", "/f", seq=i + 1)
+        v.rev, v.size = f"{i:010x}", i
+        versions.append(v)
+    store.run_sync(lambda tx: tx.keep_revisions([*versions, versions[0]]))
+    assert store.run_sync(lambda tx: tx.get_entry_by_rev(versions[1].rev)) == versions[1]
+    kept = store.run_sync(lambda tx: tx.list_revisions(namespace_id="1", path_lower="/f", limit=10))
+    assert sorted(v.rev for v in kept) == [v.rev for v in versions]
+    store.run_sync(lambda tx: tx.keep_revisions([]))
+
+
+def test_advance_seq_moves_the_counter_by_many(store: Any) -> None:
+    store.run_sync(lambda tx: tx.insert_namespace("78", "dbid:x"))
+    assert store.run_sync(lambda tx: tx.advance_seq("78", 5)) == 5
+    assert store.run_sync(lambda tx: [tx.next_seq("78"), tx.advance_seq("78", 10)]) == [6, 16]
+
+    def then_fail(tx: Any) -> None:
+        tx.advance_seq("78", 3)
+        raise Boom
+
+    with pytest.raises(Boom):
+        store.run_sync(then_fail)
+    assert store.run_sync(lambda tx: tx.current_seq("78")) == 16
+
+
+def test_bulk_commits_into_one_namespace_are_serialized(store: Any) -> None:
+    """What a batch commit does (read the counter and the paths, hand out seqs, write, advance the
+    counter once), from many transactions at once: every one sees the counter it leaves to the next."""
+    store.run_sync(lambda tx: tx.insert_namespace("901", "dbid:x"))
+
+    def batch(tx: Any) -> int:
+        before = tx.current_seq("901")
+        paths = [f"/b{before}/f{i}" for i in range(3)]
+        assert tx.get_entries("901", paths) == {}
+        tx.put_entries([entry("901", p, seq=before + i + 1) for i, p in enumerate(paths)])
+        assert tx.advance_seq("901", 3) == before + 3
+        return before
+
+    async def go() -> list[int]:
+        return list(await asyncio.gather(*(store.run(batch) for _ in range(30))))
+
+    seen = asyncio.run(go())
+    assert sorted(seen) == list(range(0, 90, 3))
+    assert store.run_sync(lambda tx: tx.current_seq("901")) == 90
+
+
 def test_concurrent_commits_into_one_namespace_are_serialized(store: Any) -> None:
     """Many transactions read-then-write one namespace's counter at once: none loses an update (on
     PostgreSQL through the per-namespace lock and retries; on SQLite through its single writer)."""
