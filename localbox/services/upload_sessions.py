@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
+from localbox.domain import paths
 from localbox.domain.content_hash import BLOCK_SIZE, ContentHasher, hash_from_digests
 from localbox.domain.errors import (
     CallError,
@@ -30,6 +31,7 @@ from localbox.domain.errors import (
 from localbox.domain.models import Entry, Piece, SessionState, SessionType, UploadSession
 from localbox.services.account_limits import DEFAULT_MAX_OPEN_SESSIONS, check_open_sessions
 from localbox.services.accounts import Caller
+from localbox.services.batch_tx import BufferedTx
 from localbox.services.files import CommitSpec, Content, FolderCache, commit_file_tx
 from localbox.services.mounts import write_namespaces
 from localbox.services.session_leases import NoSessionLeases, SessionLeases
@@ -444,16 +446,39 @@ def _session_content(tx: MetadataTx, s: UploadSession) -> Content:
     return Content(size=pos, blocks=tuple(blocks))
 
 
+def _prefetch(view: BufferedTx, caller: Caller, entries: list[FinishEntry]) -> None:
+    """Read every session of the batch, and every entry the commit rules will look at in the caller's
+    namespace (each target path and its ancestors), in a few queries."""
+    view.prefetch_sessions([e.session_id for e in entries])
+    wanted: list[str] = []
+    for e in entries:
+        try:
+            ref = paths.parse(e.commit.path, for_write=True)
+        except DomainError:
+            continue  # commit_file_tx reports it for that entry
+        if ref.file_id is None and ref.namespace_id is None:
+            lower = ""
+            for name in ref.names:
+                lower += "/" + paths.lower(name)
+                wanted.append(lower)
+    view.prefetch_entries(caller.namespace_id, wanted)
+
+
 def commit_entries_tx(
     tx: MetadataTx, caller: Caller, entries: list[FinishEntry], require_closed: bool,
 ) -> list[EntryOutcome]:
-    """Commit finish entries in order, each on its own: a failure never affects the others."""
+    """Commit finish entries in order, each on its own: a failure never affects the others.
+
+    The reads and writes of the whole batch go through one BufferedTx (a few statements for the batch
+    rather than several per entry); the rules are those of commit_file_tx, entry after entry."""
     now = time.time()
+    view = BufferedTx(tx)
+    _prefetch(view, caller, entries)
     outcomes: list[EntryOutcome] = []
     known: FolderCache = {}
     for e in entries:
         try:
-            s = _live_session(tx, caller.account.account_id, e.session_id, now)
+            s = _live_session(view, caller.account.account_id, e.session_id, now)
             if s.session_type == SessionType.CONCURRENT:
                 if not s.closed:
                     raise CallError("concurrent_session_not_closed")
@@ -461,10 +486,11 @@ def commit_entries_tx(
                 raise SessionLookupError("not_closed")
             if e.offset != s.offset:
                 raise incorrect_offset(s.offset)
-            content = _session_content(tx, s)
-            entry = commit_file_tx(tx, caller, e.commit, content, now, known)
-            tx.mark_session(s.session_id, SessionState.COMMITTED)
+            content = _session_content(view, s)
+            entry = commit_file_tx(view, caller, e.commit, content, now, known)
+            view.mark_session(s.session_id, SessionState.COMMITTED)
             outcomes.append(entry)
         except DomainError as err:
             outcomes.append(err)
+    view.flush()
     return outcomes
