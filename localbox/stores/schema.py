@@ -81,6 +81,7 @@ Table(
     # 0002: a lease on a sequential session's staged bytes while one node appends (any node serves).
     _col("lock_owner", T(), null=True), _col("lock_until", Float, null=True),
     Index("sessions_expires", "expires"),
+    Index("sessions_account", "account_id"),  # 0005: the per-account cap on open sessions counts by account
 )
 Table(
     "pieces", metadata,

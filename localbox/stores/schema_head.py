@@ -1,9 +1,9 @@
 """The Alembic revision a database must be at for this localbox (checked without importing Alembic)."""
 
-HEAD = "0004"
+HEAD = "0005"
 BASELINE = "0001"  # the schema of releases before Alembic (SQLite meta.schema_version 3)
 # oldest first; a database at a revision not listed is newer than this localbox
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 
 
 class SchemaOutdated(Exception):

@@ -16,10 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# Objects added by Alembic revisions after the baseline (0002-0004) and by the baseline's own new indexes.
+# Objects added by Alembic revisions after the baseline (0002-0005) and by the baseline's own new indexes.
 _NEWER_COLUMNS = {"sessions": ("lock_owner", "lock_until"), "jobs": ("owner", "lease_until", "run_after"),
                   "team_members": ("suspended",)}
-_NEWER_INDEXES = ("accounts_email_lower", "teams_name_lower")
+_NEWER_INDEXES = ("accounts_email_lower", "teams_name_lower", "sessions_account")
 _NEWER_TABLES = ("rate_buckets",)
 
 
