@@ -67,6 +67,14 @@ TARGETS: tuple[Target, ...] = (
         False,
         at_most=True,
     ),
+    Target(
+        "finish_batch of 1000 small entries well under 1 s (PostgreSQL)",
+        "finish_batch_pg",
+        r"postgres finish_batch(_v2)? 1000 x .+",
+        1000.0,
+        False,
+        at_most=True,
+    ),
     Target("small files >= 2000 files/s", "small_files", r"files end to end, c\d+", 2000.0, False),
     Target("download >= 0.8x nginx", "download", r"download .+ \(files/download\)", 0.8, True),
     Target(
