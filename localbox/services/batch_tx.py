@@ -26,6 +26,10 @@ from typing import Any
 from localbox.domain.models import Entry, EntryKind, Piece, SessionState, UploadSession
 from localbox.stores.base import MetadataTx
 
+# Reads of tables this view never writes (who may use a namespace, team mounts): no need to write
+# out what is pending, or to forget what is cached, before they run.
+_UNAFFECTED_READS = frozenset({"get_team", "get_team_namespace", "list_team_namespaces", "team_member_of_account"})
+
 
 def _file_size(entry: Entry | None) -> int:
     return entry.size if entry is not None and entry.kind == EntryKind.FILE else 0
@@ -136,6 +140,8 @@ class BufferedTx:
     def __getattr__(self, name: str) -> Any:
         # Any other store call may read or write what is pending: write it out, forget what was
         # cached, and let the transaction answer.
+        if name in _UNAFFECTED_READS:
+            return getattr(self._tx, name)
         self.flush()
         self._sessions.clear()
         self._entries.clear()

@@ -33,7 +33,7 @@ from localbox.services.account_limits import DEFAULT_MAX_OPEN_SESSIONS, check_op
 from localbox.services.accounts import Caller
 from localbox.services.batch_tx import BufferedTx
 from localbox.services.files import CommitSpec, Content, FolderCache, commit_file_tx
-from localbox.services.mounts import write_namespaces
+from localbox.services.mounts import locate_tx, write_namespaces
 from localbox.services.session_leases import NoSessionLeases, SessionLeases
 from localbox.services.write_locks import LocalNamespaceLocks, NamespaceBusy, NamespaceLocks
 from localbox.stores.base import BlobStore, BodyTooLarge, MetadataStore, MetadataTx, StagedAppend
@@ -447,21 +447,24 @@ def _session_content(tx: MetadataTx, s: UploadSession) -> Content:
 
 
 def _prefetch(view: BufferedTx, caller: Caller, entries: list[FinishEntry]) -> None:
-    """Read every session of the batch, and every entry the commit rules will look at in the caller's
-    namespace (each target path and its ancestors), in a few queries."""
+    """Read every session of the batch, and every entry the commit rules will look at (each target
+    path and its ancestors, in the namespace the path resolves to), in a few queries."""
     view.prefetch_sessions([e.session_id for e in entries])
-    wanted: list[str] = []
+    wanted: dict[str, list[str]] = {}
     for e in entries:
         try:
             ref = paths.parse(e.commit.path, for_write=True)
+            if ref.file_id is not None or ref.rev is not None:
+                continue
+            at = locate_tx(view, caller, ref, WriteFailure)
         except DomainError:
             continue  # commit_file_tx reports it for that entry
-        if ref.file_id is None and ref.namespace_id is None:
-            lower = ""
-            for name in ref.names:
-                lower += "/" + paths.lower(name)
-                wanted.append(lower)
-    view.prefetch_entries(caller.namespace_id, wanted)
+        lower = ""
+        for name in at.names:
+            lower += "/" + paths.lower(name)
+            wanted.setdefault(at.namespace_id, []).append(lower)
+    for ns, path_lowers in wanted.items():
+        view.prefetch_entries(ns, path_lowers)
 
 
 def commit_entries_tx(
