@@ -129,7 +129,9 @@ class Endpoint:
         if route is None or handler is None:
             raise BadRequest(f'Unknown API function: "{route_path}"')
         if request.method != "POST" and route.style != "download":
-            raise BadRequest(f'Expecting HTTP method "POST", got "{request.method}"')
+            # Dropbox's own wording (as clients have reported it), two spaces included.
+            raise BadRequest(f'Your request\'s HTTP request method is "{request.method}".  '
+                             'This function only accepts the HTTP request method "POST".')
 
         caller: Caller | None = None
         team: TeamPrincipal | None = None

@@ -257,3 +257,16 @@ def test_client_modified_extremes_round_trip(api: Api, folder: str, stamp: str) 
     assert api.metadata_ok(path)["client_modified"] == stamp
     r = api.download({"path": path})
     assert json.loads(r.headers["dropbox-api-result"])["client_modified"] == stamp
+
+
+# -- GET on an RPC or upload route ------------------------------------------------------------------
+# Dropbox's text, as a client reported it for users/get_current_account: 'Error in call to API function
+# "users/get_current_account": Your request's HTTP request method is "GET".  This function only accepts
+# the HTTP request method "POST".'
+
+@pytest.mark.parametrize("route", [START, FINISH, UPLOAD, FB, FB2, "files/upload_session/finish_batch/check",
+                                   "users/get_current_account"])
+def test_get_on_a_post_only_route(api: Api, route: str) -> None:
+    r = api.http.get(f"/2/{route}", headers={**api.auth(), "Dropbox-API-Arg": "{}"})
+    assert bad_input(r, route) == (f'Error in call to API function "{route}": Your request\'s HTTP request method '
+                                   'is "GET".  This function only accepts the HTTP request method "POST".')
