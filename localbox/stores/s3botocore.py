@@ -132,6 +132,15 @@ class BotocoreS3Client:
             raise
         return True
 
+    def copy(self, src: str, dst: str) -> bool:
+        try:
+            self._call("copy_object", Key=dst, CopySource={"Bucket": self.bucket, "Key": src})
+        except botocore.exceptions.ClientError as e:
+            if _is_missing(e):
+                return False
+            raise
+        return True
+
     def delete(self, key: str) -> None:
         self._call("delete_object", Key=key)
 

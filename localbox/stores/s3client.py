@@ -1,7 +1,8 @@
 """The narrow S3 interface the S3 blob store needs (implemented on botocore in s3botocore.py).
 
-Five calls (put, get a byte range, head, delete, list a prefix) plus `touch` (a server-side self-copy
-that renews an object's modification time without moving its bytes); nothing bucket-wide, no
+Five calls (put, get a byte range, head, delete, list a prefix) plus two server-side copies: `touch`
+(a copy onto itself, which renews an object's modification time without moving its bytes) and
+`copy` to another key (the collector's trash and restore, see s3.py); nothing bucket-wide, no
 multipart, no versioning, no conditional headers.  That is what every S3-compatible store (AWS,
 MinIO, Ceph RGW, Garage, SeaweedFS, moto) implements alike, so none of them needs code of its own.
 
@@ -38,6 +39,10 @@ class S3Client(Protocol):
 
     def touch(self, key: str) -> bool:
         """Renew the object's modification time without transferring its bytes; False if it is missing."""
+        ...
+
+    def copy(self, src: str, dst: str) -> bool:
+        """Server-side copy of `src` to `dst` (replacing it); False if `src` is missing."""
         ...
 
     def delete(self, key: str) -> None: ...
