@@ -3,6 +3,8 @@
 Layout under the URL's prefix:
   blocks/<2 hex>/<64 hex>             one immutable block, named by the SHA-256 of its bytes
   staging/<session>/<index>/<length>  the partial block `index` of a sequential session, `length` bytes
+  uses/<2 hex>/<64 hex>/<random>      an empty use marker, PUT just before each PUT or touch of that block
+  trash/<2 hex>/<64 hex>/<random>     the collector's copy of a block while it deletes it (see below)
 
 Same contract as LocalDiskBlobStore, shaped by what an object store can do (no append, no rename):
 
@@ -17,7 +19,8 @@ Same contract as LocalDiskBlobStore, shaped by what an object store can do (no a
   compare-and-set writes a key the winner's state does not name.  (Only two racing calls from the
   same state that end at the same length write the same key: the per-session lock serialises those.)
   Tails of earlier states are deleted by the next append (they can never be named again) and by
-  `discard_staging`.  Nothing is kept on the node: another node can take the next append.
+  `discard_staging`.  Nothing is kept on the node: another node can take the next append.  (Tails
+  are per session and never collected while the session lives: use markers do not concern them.)
 - Memory: an append holds the block it is receiving plus at most `max_inflight` blocks being PUT;
   a download holds the block slice being sent plus the next one, fetched with a Range GET.
 
@@ -25,13 +28,33 @@ Garbage collection (`collect`) follows the local disk's rule with LastModified f
 commit is about to reference was PUT (or touched by a server-side self-copy, for calls that outlive a
 quarter of the grace period) less than `grace` ago, and the collector deletes only unreferenced
 blocks whose LastModified, re-read by a HEAD just before the DELETE, is older than the cutoff.  S3
-has no rename and no portable conditional DELETE, so unlike the local disk a PUT (or touch) of the
-same old, unreferenced content landing between the collector's HEAD and its DELETE would be lost.
-Within one process that cannot happen: a digest is never PUT or touched while the collector is
-between HEAD and DELETE of it (the PUT waits for the DELETE, then writes the block anew), and the
-collector skips a digest whose PUT or touch is in flight.  Across processes (another node, or
-`localbox gc` run beside a server) the window of one HEAD->DELETE round trip remains; an append that
-outlives `refresh_after` re-checks its blocks before returning.  The node clocks must
+has no rename and no portable conditional DELETE, so a PUT (or touch) of the same old, unreferenced
+content landing between the collector's HEAD and its DELETE would be lost.  Use markers close that
+window across processes (other nodes, `localbox gc` beside a server) with plain unconditional calls:
+
+- A writer first PUTs a fresh marker `uses/<digest>/<random>`, then PUTs (or touches) the block.
+- The collector, for a block found old by its HEAD, copies it to `trash/<digest>/<random>`, DELETEs
+  it, then LISTs `uses/<digest>/`: a marker newer than the cutoff means a write may have landed
+  between the HEAD and the DELETE, so the block is copied back from the trash (kept, not deleted).
+  Then the trash copy is deleted.
+- A write whose PUT lands after the DELETE leaves the block in place by itself (a touch finding the
+  block gone fails its call retryably, as below).  One whose PUT or touch lands
+  before the DELETE wrote its marker before that PUT, so before the DELETE, so the LIST (after the
+  DELETE; S3 is strongly consistent) sees it and the block is restored from the trash copy, which
+  was taken before the DELETE and after the HEAD.  What remains is the few milliseconds between the
+  DELETE and the restore, when the block is missing: a download of a file committed in that instant
+  gets a retryable error, and nothing is lost.
+- The trash key is unique per attempt, so collectors of several nodes working on the same digest
+  each restore from their own copy.  A collector that dies between the DELETE and the restore leaves
+  its trash copy behind: a later pass restores every trash copy older than `trash_abandoned_after`
+  (older than any collector still working on it) whose digest is referenced or has a fresh marker,
+  and deletes the others.  That restore is a write like any other (marker first).
+- Markers older than the cutoff protect nothing any more; each pass deletes them.
+
+Within one process the collector and the writers also exclude each other outright: a digest is
+never PUT or touched while the collector works on it (the PUT waits, then writes the block anew),
+and the collector skips a digest whose PUT or touch is in flight.  An append that outlives
+`refresh_after` re-checks its blocks before returning.  The node clocks must
 agree with the object store's within a small fraction of `grace` (cutoffs are node time, LastModified
 is store time).
 """
@@ -41,6 +64,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import secrets
 import threading
 import time
 from collections import Counter
@@ -64,6 +88,10 @@ class S3CollectStats:
     bytes_freed: int = 0
     blocks_kept_young: int = 0  # unreferenced but inside the grace period
     staging_removed: int = 0  # sessions whose staged tails went
+    blocks_restored: int = 0  # deleted, then put back because a write raced the DELETE (also counted kept)
+    markers_removed: int = 0  # use markers older than the cutoff
+    trash_restored: int = 0  # blocks put back from a trash copy an interrupted pass left behind
+    trash_removed: int = 0  # such trash copies of blocks nothing protects
 
 
 class S3BlobStore:
@@ -74,6 +102,9 @@ class S3BlobStore:
         self.url = url
         self.refresh_after = grace / 4
         self.max_inflight = max_inflight
+        # A trash copy older than this was left by a collector that died: none still works on it (a
+        # collector holds one for four S3 calls, each bounded by the client's retries and timeouts).
+        self.trash_abandoned_after = 600.0
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="localbox-s3")
         # Digests being written (PUT or touch) and being collected (HEAD..DELETE), in this process.
         self._digests = threading.Condition()
@@ -98,6 +129,14 @@ class S3BlobStore:
     def block_key(self, digest: bytes) -> str:
         h = digest.hex()
         return f"{self.prefix}blocks/{h[:2]}/{h}"
+
+    def _uses_prefix(self, digest: bytes) -> str:
+        h = digest.hex()
+        return f"{self.prefix}uses/{h[:2]}/{h}/"
+
+    def _trash_key(self, digest: bytes) -> str:
+        h = digest.hex()
+        return f"{self.prefix}trash/{h[:2]}/{h}/{secrets.token_hex(8)}"
 
     def _staging_prefix(self, staging_id: str) -> str:
         return f"{self.prefix}staging/{staging_id}/"
@@ -124,15 +163,21 @@ class S3BlobStore:
                 if not self._writing[digest]:
                     del self._writing[digest]
 
+    def _mark_use(self, digest: bytes) -> None:
+        """Before any write of a block: tells a collector in another process that it must not delete it."""
+        self.client.put(self._uses_prefix(digest) + secrets.token_hex(8), b"")
+
     def _store_block(self, data: bytearray) -> bytes:
         digest = hashlib.sha256(data).digest()
         with self._writing_block(digest):
+            self._mark_use(digest)
             self.client.put(self.block_key(digest), data)
         return digest
 
     def _refresh(self, digests: Sequence[bytes]) -> None:
         for d in digests:
             with self._writing_block(d):
+                self._mark_use(d)
                 renewed = self.client.touch(self.block_key(d))
             if not renewed:
                 # Collected while this call ran (it outlived the grace period): nothing references it
@@ -271,6 +316,8 @@ class S3BlobStore:
         taken (see the module docstring).  Blocking: run it in a thread.
         """
         stats = S3CollectStats()
+        marked = self._sweep_markers(cutoff, stats)
+        self._recover_trash(set(referenced) | marked, stats)
         for obj in self.client.list(f"{self.prefix}blocks/"):
             try:
                 digest = bytes.fromhex(obj.key.rsplit("/", 1)[-1])
@@ -293,7 +340,13 @@ class S3BlobStore:
                 if fresh.modified >= cutoff:
                     stats.blocks_kept_young += 1
                     continue
-                self.client.delete(obj.key)
+                outcome = self._delete_unless_used(digest, cutoff)
+                if outcome is None:  # gone already: another collector deleted it
+                    continue
+                if outcome == "restored":
+                    stats.blocks_kept_young += 1
+                    stats.blocks_restored += 1
+                    continue
             finally:
                 with self._digests:
                     self._collecting.discard(digest)
@@ -310,6 +363,62 @@ class S3BlobStore:
                 self._discard(session, None)
                 stats.staging_removed += 1
         return stats
+
+    def _delete_unless_used(self, digest: bytes, cutoff: float) -> str | None:
+        """Delete an old block unless a write raced the HEAD that found it old (module docstring):
+        "deleted", "restored", or None if it was gone.  An error leaves the trash copy for a later pass."""
+        key = self.block_key(digest)
+        trash = self._trash_key(digest)
+        if not self.client.copy(key, trash):
+            return None
+        self.client.delete(key)
+        if any(m.modified >= cutoff for m in self.client.list(self._uses_prefix(digest))):
+            self._mark_use(digest)  # a write like any other, for collectors of other processes
+            if not self.client.copy(trash, key):
+                raise OSError(f"trash copy {trash} of a used block vanished")
+            outcome = "restored"
+        else:
+            outcome = "deleted"
+        self.client.delete(trash)
+        return outcome
+
+    def _sweep_markers(self, cutoff: float, stats: S3CollectStats) -> set[bytes]:
+        """Delete use markers older than the cutoff; the digests that have a newer one."""
+        marked: set[bytes] = set()
+        for obj in list(self.client.list(f"{self.prefix}uses/")):
+            digest = _digest_of(obj.key, 2)
+            if obj.modified >= cutoff and digest is not None:
+                marked.add(digest)
+            elif obj.modified < cutoff:
+                self.client.delete(obj.key)
+                stats.markers_removed += 1
+        return marked
+
+    def _recover_trash(self, protected: Collection[bytes], stats: S3CollectStats) -> None:
+        """Trash copies a dead collector left: put back those of protected digests, delete the rest."""
+        horizon = time.time() - self.trash_abandoned_after
+        for obj in list(self.client.list(f"{self.prefix}trash/")):
+            if obj.modified >= horizon:
+                continue  # a collector may be working on it right now
+            digest = _digest_of(obj.key, 2)
+            if digest is not None and digest in protected:
+                with self._writing_block(digest):
+                    self._mark_use(digest)
+                    self.client.copy(obj.key, self.block_key(digest))
+                stats.trash_restored += 1
+            else:
+                stats.trash_removed += 1
+            self.client.delete(obj.key)
+
+
+def _digest_of(key: str, from_end: int) -> bytes | None:
+    """The digest named by a key's component `from_end` places from its end (1: the last one)."""
+    parts = key.rsplit("/", from_end)
+    try:
+        digest = bytes.fromhex(parts[-from_end]) if len(parts) > from_end else None
+    except ValueError:
+        return None
+    return digest if digest is not None and len(digest) == 32 else None
 
 
 def _tail_state(key: str) -> tuple[int, int] | None:

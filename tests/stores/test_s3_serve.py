@@ -48,7 +48,9 @@ def test_serve_on_s3_upload_session_download_and_a_second_node(moto_s3: MotoEndp
         dbx.files_upload(b"small file", "/small.txt")
     blocks = [sha(data[i : i + 4 * MIB]).hex() for i in range(0, len(data), 4 * MIB)] + [sha(b"small file").hex()]
     stored = _objects(moto_s3, prefix)
-    assert stored == sorted(f"blocks/{h[:2]}/{h}" for h in blocks)  # committed: no staging left behind
+    # committed: no staging left behind; a use marker per block written (the collector removes them later)
+    assert [k for k in stored if not k.startswith("uses/")] == sorted(f"blocks/{h[:2]}/{h}" for h in blocks)
+    assert {k.split("/")[2] for k in stored if k.startswith("uses/")} == set(blocks)
     # Another process on the same metadata and bucket (a restart, or a second node) serves the bytes.
     with running_server(tmp_path / "data", args) as srv:
         dbx = make_sdk(srv, account.token)

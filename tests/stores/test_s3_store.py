@@ -1,11 +1,13 @@
 """S3BlobStore specifics, against moto's S3 over HTTP on 127.0.0.1 (and endpoints that fail on purpose):
 object layout, Range GETs per block slice, bounded in-flight PUTs, staging that does not pile up,
-garbage collection with its safety re-check, URL parsing, and every S3 failure mode surfacing as
+garbage collection with its safety re-check and use markers (a collector and a writer in different
+processes racing on one block), URL parsing, and every S3 failure mode surfacing as
 StoreUnavailable within a bounded time."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import secrets
 import socketserver
@@ -74,6 +76,10 @@ class Recording:
         self.calls.append(("touch", key, None))
         return self.inner.touch(key)
 
+    def copy(self, src: str, dst: str) -> bool:
+        self.calls.append(("copy", src, dst))
+        return self.inner.copy(src, dst)
+
     def delete(self, key: str) -> None:
         self.calls.append(("delete", key, None))
         self.inner.delete(key)
@@ -107,6 +113,8 @@ def test_layout_blocks_by_digest_and_one_tail_object_per_state(s3: S3BlobStore) 
     s.append([DATA[: MIB4 + 10]])
     h = sha(DATA[:MIB4]).hex()
     assert keys(s3, "blocks/") == [f"blocks/{h[:2]}/{h}"]
+    (marker,) = keys(s3, "uses/")  # written before the block
+    assert marker.startswith(f"uses/{h[:2]}/{h}/") and s3.client.get(s3.prefix + marker) == b""
     assert keys(s3, "staging/") == ["staging/sess/1/10"]
     assert s3.client.get(s3.prefix + "staging/sess/1/10") == DATA[MIB4 : MIB4 + 10]
     assert s3.client.get(s3.prefix + f"blocks/{h[:2]}/{h}") == DATA[:MIB4]
@@ -245,6 +253,134 @@ def test_collect_never_loses_a_block_put_again_between_its_head_and_delete(s3: S
         store.close()
     assert stats.blocks_deleted == 1 and len(uploads) == 1
     assert read_all(s3, [digest], 14, 0, 14) == b"reused content"
+
+
+def _aged_block(store: S3BlobStore, data: bytes) -> tuple[bytes, float]:
+    """Store `data` as a block and wait until it (and its use marker) is older than the returned cutoff,
+    while anything written from now on is younger (LastModified has one-second resolution)."""
+    (digest,), _ = run(store.put_blocks(stream([data]), NO_LIMIT))
+    time.sleep(2.1)
+    return digest, time.time() - 1.0
+
+
+class PauseAfter(Recording):
+    """A collector's client that runs `meanwhile` (another process's write) once, right after `op`
+    on a blocks/ key returned."""
+
+    def __init__(self, inner: S3Client, op: str, meanwhile: Any) -> None:
+        super().__init__(inner)
+        self.op, self.meanwhile, self.ran = op, meanwhile, False
+
+    def _after(self, op: str, key: str) -> None:
+        if op == self.op and "/blocks/" in "/" + key and not self.ran:
+            self.ran = True
+            self.meanwhile()
+
+    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
+        self.inner.put(key, data)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        info = self.inner.head(key)
+        self._after("head", key)
+        return info
+
+    def copy(self, src: str, dst: str) -> bool:
+        done = self.inner.copy(src, dst)
+        self._after("copy", src)
+        return done
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+        self._after("delete", key)
+
+
+def _race(s3: S3BlobStore, op: str, writer: str, markers: bool = True) -> tuple[Any, bytes]:
+    """A collector and a writer in two processes (two stores: nothing shared but the bucket): the
+    writer stores (or touches) the collector's old, unreferenced block right after the collector's
+    `op`.  Returns the collector's stats and the digest."""
+    data = b"content reused by another node " + secrets.token_bytes(8)
+    digest, cutoff = _aged_block(s3, data)
+    other_node = S3BlobStore(s3.client, s3.prefix)
+    if not markers:
+        other_node._mark_use = lambda d: None  # type: ignore[method-assign]
+
+    def write() -> None:
+        if writer == "put":
+            other_node._store_block(bytearray(data))
+        else:
+            with contextlib.suppress(StoreUnavailable):  # a touch after the DELETE fails its call retryably
+                other_node._refresh([digest])
+
+    collector = S3BlobStore(PauseAfter(s3.client, op, write), s3.prefix)
+    try:
+        stats = collector.collect(set(), set(), cutoff)
+    finally:
+        collector.close()
+        other_node.close()
+    assert collector.client.ran  # type: ignore[attr-defined]
+    return stats, digest
+
+
+@pytest.mark.parametrize("writer", ["put", "touch"])
+@pytest.mark.parametrize("op", ["head", "copy"])
+def test_a_write_from_another_process_between_head_and_delete_keeps_the_block(
+    s3: S3BlobStore, op: str, writer: str,
+) -> None:
+    """The write lands after the collector's HEAD found the block old, before its DELETE: the marker
+    written first makes the collector put the block back."""
+    data_len = len(b"content reused by another node ") + 8
+    stats, digest = _race(s3, op, writer)
+    assert (stats.blocks_deleted, stats.blocks_restored, stats.blocks_kept_young) == (0, 1, 1)
+    assert len(read_all(s3, [digest], data_len, 0, data_len)) == data_len
+    assert keys(s3, "trash/") == []
+
+
+def test_a_put_from_another_process_after_the_delete_keeps_the_block(s3: S3BlobStore) -> None:
+    stats, digest = _race(s3, "delete", "put")
+    assert stats.blocks_deleted + stats.blocks_restored == 1  # either way, the block is there
+    assert read_all(s3, [digest], 7, 0, 7) == b"content"
+    assert keys(s3, "trash/") == []
+
+
+@pytest.mark.parametrize("op", ["head", "copy"])
+def test_without_use_markers_that_race_loses_the_block(s3: S3BlobStore, op: str) -> None:
+    """What the markers are for: the same race with a writer that writes none loses the block."""
+    stats, digest = _race(s3, op, "put", markers=False)
+    assert stats.blocks_deleted == 1
+    with pytest.raises(OSError):
+        read_all(s3, [digest], 7, 0, 7)
+
+
+def test_collect_removes_use_markers_older_than_the_cutoff(s3: S3BlobStore) -> None:
+    old, cutoff = _aged_block(s3, b"old block")
+    (young,), _ = run(s3.put_blocks(stream([b"young block"]), NO_LIMIT))
+    stats = s3.collect({old, young}, set(), cutoff)
+    assert stats.markers_removed == 1 and stats.blocks_deleted == 0
+    (marker,) = keys(s3, "uses/")
+    assert young.hex() in marker and old.hex() not in marker
+
+
+def test_collect_restores_abandoned_trash_only_when_protected(s3: S3BlobStore) -> None:
+    """A collector that died between its DELETE and its restore left trash copies: a later pass puts a
+    block back when it is referenced or freshly marked, deletes the other copies, and leaves alone
+    a copy young enough that a collector may still be working on it."""
+    referenced, marked, unused = (sha(b) for b in (b"referenced", b"marked", b"unused"))
+    for digest, data in ((referenced, b"referenced"), (marked, b"marked"), (unused, b"unused")):
+        h = digest.hex()
+        s3.client.put(f"{s3.prefix}trash/{h[:2]}/{h}/{secrets.token_hex(4)}", data)
+    s3.client.put(s3._uses_prefix(marked) + "m", b"")  # a write raced the dead collector
+    cutoff = time.time() - 60
+    assert s3.collect({referenced}, set(), cutoff).trash_restored == 0  # young: maybe in progress
+    assert len(keys(s3, "trash/")) == 3
+    s3.trash_abandoned_after = 0.0
+    time.sleep(1.1)
+    stats = s3.collect({referenced}, set(), cutoff)
+    assert (stats.trash_restored, stats.trash_removed) == (2, 1)
+    assert keys(s3, "trash/") == []
+    assert read_all(s3, [referenced], 10, 0, 10) == b"referenced"
+    assert read_all(s3, [marked], 6, 0, 6) == b"marked"
+    with pytest.raises(OSError):
+        read_all(s3, [unused], 6, 0, 6)
 
 
 # -- URLs
