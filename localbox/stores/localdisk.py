@@ -44,6 +44,26 @@ from localbox.stores.base import BodyTooLarge, StagedAppend
 _READ_CHUNK = 1024 * 1024
 
 
+_Stamp = tuple[int, int, int]  # (inode, size, mtime in ns) of a tail file
+
+
+def _file_stamp(fd: int) -> _Stamp:
+    st = os.fstat(fd)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _stamp_tail(fd: int) -> _Stamp | None:
+    """Mark the tail file as written by this call: an mtime whose sub-second part is random, set
+    explicitly (the kernel's own mtimes are only as fine as its clock tick, so two writes in one tick,
+    by two nodes, could not be told apart).  None when the file system rounds the mark away: its tails
+    are then always re-hashed from the file."""
+    now = time.time_ns()
+    mark = now - now % 1_000_000_000 + secrets.randbelow(1_000_000_000)
+    os.utime(fd, ns=(mark, mark))
+    stamp = _file_stamp(fd)
+    return stamp if stamp[2] == mark else None
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -112,9 +132,11 @@ class LocalDiskBlobStore:
         self.tmp_dir = root / "tmp"
         for d in (self.blocks_dir, self.staging_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
-        # Hash state of each session's tail, so appends don't re-read what earlier appends wrote.
-        # Only an optimisation: validated by (index, length) and rebuilt from disk when missing.
-        self._tail_hashers: dict[str, tuple[int, int, Any]] = {}
+        # Hash state of each session's tail, so appends don't re-read what earlier appends wrote.  Only an
+        # optimisation, and the folder may be shared by several nodes (#5): an entry counts only for the
+        # same (index, length) *and* the same write of the file, recognised by the stamp that write left
+        # (_stamp_tail); anything else (another node wrote the tail since) rebuilds it from the file.
+        self._tail_hashers: dict[str, tuple[int, int, Any, _Stamp]] = {}
 
     # -- paths
     def block_path(self, digest: bytes) -> Path:
@@ -158,8 +180,9 @@ class LocalDiskBlobStore:
         return digest
 
     @staticmethod
-    def _extend_tail(path: Path, acked: int, hasher: Any, data: bytearray, new_dirs: set[Path]) -> None:
-        """Append unacknowledged bytes after the acknowledged prefix of a tail file, durably."""
+    def _extend_tail(path: Path, acked: int, hasher: Any, data: bytearray, new_dirs: set[Path]) -> _Stamp | None:
+        """Append unacknowledged bytes after the acknowledged prefix of a tail file, durably; returns the
+        stamp of this write (None where the file system cannot keep one)."""
         hasher.update(data)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -170,16 +193,18 @@ class LocalDiskBlobStore:
                 n = os.pwrite(fd, view, pos)
                 view = view[n:]
                 pos += n
+            stamp = _stamp_tail(fd)
             os.fsync(fd)
         finally:
             os.close(fd)
         if not acked:
             new_dirs.add(path.parent)  # the tail file's name is new
         _fsync_dirs(new_dirs)
+        return stamp
 
     def _hasher_for(self, staging_id: str, index: int, tail_length: int, fd: int) -> Any:
         cached = self._tail_hashers.get(staging_id)
-        if cached is not None and cached[0] == index and cached[1] == tail_length:
+        if cached is not None and cached[0] == index and cached[1] == tail_length and cached[3] == _file_stamp(fd):
             return cached[2].copy()
         h = hashlib.sha256()
         done = 0
@@ -258,12 +283,14 @@ class LocalDiskBlobStore:
                 if not sdir.is_dir():
                     sdir.mkdir(exist_ok=True)
                     new_dirs.add(self.staging_dir)
-                await loop.run_in_executor(None, self._extend_tail, self._tail_path(staging_id, index), acked,
-                                           hasher, buf, new_dirs)
-            if seal:
+                stamp = await loop.run_in_executor(None, self._extend_tail, self._tail_path(staging_id, index),
+                                                   acked, hasher, buf, new_dirs)
+                if stamp is not None:
+                    self._tail_hashers[staging_id] = (index, tail, hasher.copy(), stamp)
+                else:
+                    self._tail_hashers.pop(staging_id, None)
+            elif seal or not tail:
                 self._tail_hashers.pop(staging_id, None)
-            elif tail:
-                self._tail_hashers[staging_id] = (index, tail, hasher.copy())
         finally:
             if stored:
                 await asyncio.gather(*stored, return_exceptions=True)
@@ -304,6 +331,13 @@ class LocalDiskBlobStore:
                     remaining -= len(data)
                     pos += len(data)
                     yield data
+
+    async def probe(self) -> None:
+        """Readiness without writing: the store's folders are still folders this process may write in
+        (a disk that is full is not seen; a write per probe would cost more than it tells)."""
+        for d in (self.blocks_dir, self.staging_dir, self.tmp_dir):
+            if not d.is_dir() or not os.access(d, os.W_OK | os.X_OK):
+                raise OSError(f"{d} is not a writable folder")
 
     async def discard_staging(self, staging_id: str, below_index: int | None = None) -> None:
         sdir = self.staging_dir / staging_id

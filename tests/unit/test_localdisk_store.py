@@ -285,3 +285,33 @@ def test_random_small_appends_with_lost_acks(
         assert read_all(store, [digest], len(sent), 0, len(sent)) == sent
     else:
         assert digest is None
+
+
+# -- several nodes on one folder (#5): the per-process hash cache of session tails must not go stale
+def test_two_stores_on_one_folder_never_use_a_stale_tail_hash(tmp_path: Path) -> None:
+    a, b = LocalDiskBlobStore(tmp_path), LocalDiskBlobStore(tmp_path)  # two nodes sharing the folder
+    x, y, z = b"x" * 100, b"y" * 100, b"z" * 50
+    # Node A stages 100 bytes, but its call is never acknowledged (it lost the metadata race, or the
+    # client gave up); the client's retry lands on node B, with other bytes of the same length.
+    run(a.append_staged("s", 0, 0, stream([x]), NO_LIMIT))
+    run(b.append_staged("s", 0, 0, stream([y]), NO_LIMIT))
+    # The next append (from the acknowledged state: B's 100 bytes) lands on A again.
+    more = run(a.append_staged("s", 0, 100, stream([z]), NO_LIMIT))
+    assert more.tail_length == 150 and more.tail_digest == sha(y + z)
+    # ...and so does the seal: the block is named by the bytes it holds.
+    sealed = run(a.append_staged("s", 0, 150, stream([]), NO_LIMIT, seal=True))
+    assert sealed.new_blocks == (sha(y + z),)
+    assert read_all(a, sealed.new_blocks, 150, 0, 150) == y + z
+
+
+def test_a_tail_hash_still_cached_when_nobody_else_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalDiskBlobStore(tmp_path)
+    run(store.append_staged("s", 0, 0, stream([b"a" * 1000]), NO_LIMIT))
+    import localbox.stores.localdisk as localdisk
+
+    def no_reread(*args: Any) -> bytes:
+        raise AssertionError("the staged tail was read again to hash it")
+
+    monkeypatch.setattr(localdisk.os, "pread", no_reread)
+    staged = run(store.append_staged("s", 0, 1000, stream([b"b" * 10]), NO_LIMIT))
+    assert staged.tail_digest == sha(b"a" * 1000 + b"b" * 10)
