@@ -356,9 +356,16 @@ def _open_backends(settings: Settings, opener: Any) -> Any:
     from localbox.stores.schema_head import SchemaOutdated
 
     try:
-        return opener(settings)
+        backends = opener(settings)
     except (BackendError, StoreUnavailable, SchemaOutdated) as e:
         sys.exit(f"localbox: {e}")
+    check = getattr(backends.blobs, "check", None)  # S3: the bucket answers now, not at the first upload
+    if check is not None:
+        try:
+            check()
+        except StoreUnavailable as e:
+            sys.exit(f"localbox: --blob-url {getattr(backends.blobs, 'url', '')}: {e}")
+    return backends
 
 
 def _listeners(settings: Settings) -> tuple[list[Listener], list[str]]:

@@ -177,21 +177,15 @@ class InspectService:
 
     # -- readiness
     async def probe(self, timeout: float = 5.0) -> dict[str, str]:
-        """Whether each store answers: the metadata store a read, the blob store a write and a read
-        back of one small probe block (content-addressed: always the same block)."""
+        """Whether each store answers: the metadata store a read, the blob store its own cheap,
+        write-free check (BlobStore.probe: readiness is polled often, a write per poll costs on S3)."""
         import asyncio
 
         async def metadata() -> None:
             await self.store.read(lambda tx: tx.get_account("readiness-probe"))
 
         async def blobs() -> None:
-            async def one() -> AsyncIterator[bytes]:
-                yield _PROBE
-
-            blocks, size = await self.blobs.put_blocks(one(), len(_PROBE))
-            back = b"".join([chunk async for chunk in self.blobs.open(blocks, size, 0, size)])
-            if back != _PROBE:
-                raise RuntimeError("the probe block read back differs")
+            await self.blobs.probe()
 
         results: dict[str, str] = {}
         for name, check in (("metadata", metadata), ("blobs", blobs)):
@@ -204,5 +198,3 @@ class InspectService:
                 results[name] = f"{type(e).__name__}"
         return results
 
-
-_PROBE = b"localbox readiness probe\n"

@@ -327,6 +327,11 @@ class BlobStore(Protocol):
         """Remove staging data of a session (only parts below `below_index` when given)."""
         ...
 
+    async def probe(self) -> None:
+        """Readiness (/readyz, polled often): raise if the store cannot serve, cheaply and without
+        writing anything (a folder check, one LIST on S3)."""
+        ...
+
 
 SearchKey = tuple[float, int, str]
 WORD_BREAKS = " -_.,()[]"  # a search term right after one of these starts a word of the name

@@ -81,6 +81,9 @@ class MemoryBlobStore:
             pos += len(data)
             yield data
 
+    async def probe(self) -> None:
+        """In memory: always ready."""
+
     async def discard_staging(self, staging_id: str, below_index: int | None = None) -> None:
         if below_index is None:
             self._tails.pop(staging_id, None)

@@ -298,6 +298,15 @@ class S3BlobStore:
             raise OSError(f"block {digest.hex()} is missing or shorter than expected")
         return data
 
+    def check(self) -> None:
+        """At `serve` start: raise StoreUnavailable, with a one-line reason, when the endpoint does not
+        answer, the bucket is missing or the credentials are refused (instead of the first request failing)."""
+        self.client.check(self.prefix)
+
+    async def probe(self) -> None:
+        """Readiness: the same single read-only LIST as check(); no PUT per probe."""
+        await self._run(self.client.check, self.prefix)
+
     async def discard_staging(self, staging_id: str, below_index: int | None = None) -> None:
         await self._run(self._discard, staging_id, below_index)
 

@@ -36,6 +36,10 @@ _TRANSIENT_ERRORS = (
     botocore.exceptions.HTTPClientError,
 )
 
+# Answers meaning "these credentials may not do this" (S3 and the common S3-compatibles).
+_REFUSED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                  "ExpiredToken", "AllAccessDisabled", "AuthorizationHeaderMalformed"}
+
 
 def _unavailable(e: Exception) -> StoreUnavailable:
     err = StoreUnavailable(f"object store unavailable: {type(e).__name__}: {e}")
@@ -63,6 +67,7 @@ class BotocoreS3Client:
     def __init__(self, location: S3Location, *, max_connections: int = 16, attempts: int = 3,
                  connect_timeout: float = 3.0, read_timeout: float = 20.0) -> None:
         self.bucket = location.bucket
+        self.endpoint_url = location.endpoint_url
         config = botocore.config.Config(
             s3={"addressing_style": "path"},
             retries={"mode": "standard", "total_max_attempts": attempts},
@@ -143,6 +148,28 @@ class BotocoreS3Client:
 
     def delete(self, key: str) -> None:
         self._call("delete_object", Key=key)
+
+    def check(self, prefix: str) -> None:
+        """See S3Client.check; botocore's own retries apply (a dead endpoint answers in a few seconds)."""
+        where = self.endpoint_url or "AWS S3"
+        try:
+            self._s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        except botocore.exceptions.NoCredentialsError:
+            raise StoreUnavailable("no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                                   "an AWS profile or role, or access_key/secret_key in the URL)") from None
+        except botocore.exceptions.ClientError as e:
+            error = e.response.get("Error", {})
+            code = str(error.get("Code") or "")
+            status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            detail = " ".join(f"{code}: {error.get('Message') or ''}".split())
+            if code == "NoSuchBucket" or (status == 404 and not code):
+                raise StoreUnavailable(f"bucket {self.bucket!r} does not exist at {where}") from None
+            if status in (401, 403) or code in _REFUSED_CODES:
+                raise StoreUnavailable(
+                    f"{where} refused the credentials for bucket {self.bucket!r} ({detail})") from None
+            raise StoreUnavailable(f"{where} answered {status} for bucket {self.bucket!r} ({detail})") from None
+        except (*_TRANSIENT_ERRORS, botocore.exceptions.BotoCoreError) as e:
+            raise StoreUnavailable(f"cannot reach the S3 endpoint {where}: {' '.join(str(e).split())}") from None
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         token: str | None = None

@@ -1,10 +1,11 @@
 """The narrow S3 interface the S3 blob store needs (implemented on botocore in s3botocore.py).
 
-Five calls (put, get a byte range, head, delete, list a prefix) plus two server-side copies: `touch`
-(a copy onto itself, which renews an object's modification time without moving its bytes) and
-`copy` to another key (the collector's trash and restore, see s3.py); nothing bucket-wide, no
-multipart, no versioning, no conditional headers.  That is what every S3-compatible store (AWS,
-MinIO, Ceph RGW, Garage, SeaweedFS, moto) implements alike, so none of them needs code of its own.
+Five calls (put, get a byte range, head, delete, list a prefix), two server-side copies (`touch`, a
+copy onto itself, which renews an object's modification time without moving its bytes, and `copy` to
+another key: the collector's trash and restore, see s3.py), and `check` (a LIST of at most one key, for
+start-up and readiness); nothing bucket-wide, no multipart, no versioning, no conditional headers.  That
+is what every S3-compatible store (AWS, MinIO, Ceph RGW, Garage, SeaweedFS, moto) implements alike, so
+none of them needs code of its own.
 
 Calls are blocking (the store runs them on its own thread pool).  An implementation raises
 StoreUnavailable for transient failures after its own bounded retries, and reports a missing object
@@ -49,6 +50,12 @@ class S3Client(Protocol):
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix`, in key order."""
+        ...
+
+    def check(self, prefix: str) -> None:
+        """One read-only request (a LIST of at most one key under `prefix`) proving that the endpoint
+        answers, the bucket exists and the credentials may list it; else StoreUnavailable with a
+        one-line reason."""
         ...
 
 

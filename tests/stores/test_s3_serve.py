@@ -1,18 +1,26 @@
 """`localbox serve --blob-url s3://...` against moto's S3 over HTTP, driven by the official SDK: bytes go to
 the bucket as blocks, a second server process (another node, same data) reads them, Range downloads work,
-and an object store that stops answering turns uploads into 503 with Retry-After."""
+an object store that stops answering turns uploads into 503 with Retry-After, `serve` refuses to start on a
+bucket it cannot use, and /readyz checks the bucket without writing to it."""
 
 from __future__ import annotations
 
+import http.server
 import random
 import secrets
+import socketserver
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from _blobstores import MotoEndpoint, create_bucket, sha, start_moto
 from dropbox import files
-from harness import make_sdk, running_server
+from harness import LOCALBOX, free_port, make_sdk, running_server
 
 from localbox.stores.s3client import S3Location
 
@@ -80,5 +88,83 @@ def test_serve_answers_503_when_the_object_store_is_down(tmp_path: Path) -> None
                 assert response.headers["retry-after"] == "1"
             names = [e.name for e in dbx.files_list_folder("").entries]
             assert names == ["before.txt"]  # nothing was committed for the failed upload
+    finally:
+        server.stop()
+
+
+# -- start-up and readiness checks of the bucket (#5)
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """An S3 endpoint that refuses every request's credentials, as S3 does for an unknown access key."""
+
+    def _answer(self) -> None:
+        body = (b"<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not "
+                b"exist in our records.</Message></Error>")
+        self.send_response(403)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture()
+def refusing_endpoint() -> Iterator[str]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Refusing)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _serve_fails(tmp_path: Path, blob_url: str) -> str:
+    """Start `localbox serve` on `blob_url`; it must exit on its own, quickly: its last stderr line."""
+    began = time.monotonic()
+    out = subprocess.run([*LOCALBOX, "serve", "--data-dir", str(tmp_path / "data"), "--host", "127.0.0.1",
+                          "--port", str(free_port()), "--blob-url", blob_url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0, out.stdout
+    assert time.monotonic() - began < 20
+    assert "Traceback" not in out.stderr, out.stderr
+    return out.stderr.strip().splitlines()[-1]
+
+
+def test_serve_fails_fast_on_a_missing_bucket(moto_s3: MotoEndpoint, tmp_path: Path) -> None:
+    missing = "no-such-bucket-" + secrets.token_hex(4)
+    line = _serve_fails(tmp_path, f"s3://{missing}/p?endpoint_url={moto_s3.url}&region=us-east-1")
+    assert line == f"localbox: --blob-url s3://{missing}/p/?endpoint_url={moto_s3.url}&region=us-east-1: " \
+                   f"bucket '{missing}' does not exist at {moto_s3.url}"
+
+
+def test_serve_fails_fast_when_the_credentials_are_refused(refusing_endpoint: str, tmp_path: Path) -> None:
+    line = _serve_fails(tmp_path, f"s3://bkt/p?endpoint_url={refusing_endpoint}&region=us-east-1")
+    assert line.startswith("localbox: --blob-url s3://bkt/p/")
+    assert f"{refusing_endpoint} refused the credentials for bucket 'bkt' (InvalidAccessKeyId: " in line
+
+
+def test_serve_fails_fast_when_the_endpoint_does_not_answer(tmp_path: Path) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    line = _serve_fails(tmp_path, f"s3://bkt/p?endpoint_url={endpoint}&region=us-east-1")
+    assert line.startswith("localbox: --blob-url s3://bkt/p/")
+    assert f"cannot reach the S3 endpoint {endpoint}: " in line
+
+
+def test_readyz_writes_nothing_to_the_bucket_and_sees_it_go(tmp_path: Path) -> None:
+    server, url = start_moto()
+    endpoint = MotoEndpoint(server, url, "ready-" + secrets.token_hex(4))
+    create_bucket(url, endpoint.bucket)
+    try:
+        with running_server(tmp_path / "data", ["--blob-url", endpoint.blob_url("p")]) as srv, \
+                httpx.Client(base_url=srv.url, timeout=60, trust_env=False) as http:
+            for _ in range(3):
+                r = http.get("/readyz")
+                assert (r.status_code, r.json()) == (200, {"status": "ready", "metadata": "ok", "blobs": "ok"})
+            assert _objects(endpoint, "") == []  # no probe block, no PUT per probe
+            server.stop()
+            r = http.get("/readyz")
+            assert r.status_code == 503 and r.json()["blobs"] != "ok" and r.json()["metadata"] == "ok"
     finally:
         server.stop()

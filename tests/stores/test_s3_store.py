@@ -88,6 +88,10 @@ class Recording:
         self.calls.append(("list", prefix, None))
         return self.inner.list(prefix)
 
+    def check(self, prefix: str) -> None:
+        self.calls.append(("check", prefix, None))
+        self.inner.check(prefix)
+
 
 @pytest.fixture()
 def s3(moto_s3: MotoEndpoint) -> Iterator[S3BlobStore]:
@@ -502,3 +506,21 @@ def test_the_garbage_collector_service_collects_on_s3(s3: S3BlobStore, tmp_path:
     report = run(collect())
     assert (report.blob_stats.blocks_deleted, report.blob_stats.staging_removed) == (1, 1)
     assert keys(s3, "") == []
+
+
+def test_probe_is_one_read_only_check(recorded: tuple[S3BlobStore, Recording]) -> None:
+    store, rec = recorded
+    run(store.probe())
+    store.check()
+    assert rec.calls == [("check", store.prefix, None)] * 2  # no PUT, no GET: cheap enough to poll
+
+
+def test_probe_and_check_fail_on_a_missing_bucket(moto_s3: MotoEndpoint) -> None:
+    store = S3BlobStore.from_url(f"s3://missing-{secrets.token_hex(4)}/p?endpoint_url={moto_s3.url}&region=us-east-1")
+    try:
+        with pytest.raises(StoreUnavailable, match="does not exist at"):
+            run(store.probe())
+        with pytest.raises(StoreUnavailable, match="does not exist at"):
+            store.check()
+    finally:
+        store.close()
