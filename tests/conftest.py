@@ -3,6 +3,9 @@
 Every test that needs a server gets one through `server` (one process per test module, for speed)
 and isolates itself by creating its own account with `server.new_account()`.  The classes behind
 the fixtures live in harness.py, importable as `from harness import LocalServer`.
+
+LOCALBOX_TEST_BACKEND (sqlite, postgres, postgres-s3) and LOCALBOX_TEST_NODES (1, or N processes per
+server on the shared stores, requests spread round-robin) choose what every server runs on (#5).
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness import Account, LocalServer, free_port, local_session, make_sdk, running_server
+from harness import Account, LocalServer, backend_name, free_port, local_session, make_sdk, node_count, running_server
 
 __all__ = ["Account", "LocalServer", "free_port", "local_session", "make_sdk", "running_server"]
+
+
+def pytest_report_header() -> str:
+    return f"localbox test servers: LOCALBOX_TEST_BACKEND={backend_name()} LOCALBOX_TEST_NODES={node_count()}"
 
 
 @pytest.fixture(scope="module")

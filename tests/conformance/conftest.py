@@ -5,6 +5,8 @@ Uses the shared fixtures from tests/conftest.py (`server`, `dbx`) and tests/harn
 the module's server) but served from a small pool that creates accounts ahead of time through the same
 CLI (`server.new_account()`) in background threads: each creation is two CLI processes (~0.5 s), which
 otherwise dominated the tier's run time.
+With LOCALBOX_TEST_NODES=3 (on LOCALBOX_TEST_BACKEND=postgres-s3) every SDK client made here (make_sdk,
+`sdk_for`, `per_thread_dbx`) sends each call to the next of the server's three nodes (tests/harness.py).
 Helpers live in sdk_helpers.py next to this file; this directory is put on sys.path so that they import
 the same way under pytest's `prepend` and `importlib` import modes.
 """

@@ -87,7 +87,7 @@ def cluster(request: pytest.FixtureRequest,
             create_bucket(endpoint, bucket)
             blob_url = f"s3://{bucket}/nodes?endpoint_url={endpoint}&region=us-east-1"
         nodes = [LocalServer(root / f"node{i}", ["--database-url", url, "--blob-url", blob_url,
-                                                 "--log-level", "info"]) for i in range(3)]
+                                                 "--log-level", "info"], nodes=1) for i in range(3)]
         try:
             for node in nodes:
                 node.start()
