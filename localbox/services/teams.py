@@ -115,6 +115,18 @@ class TeamService:
             raise TeamError(f"no team named {name!r}; create it with `localbox team create {name}`")
         return team
 
+    @classmethod
+    def _member(cls, tx: MetadataTx, team_name: str, email: str) -> tuple[Account, TeamMember]:
+        """The account of `email` and its membership of the team named `team_name` (which must exist)."""
+        team = cls._team(tx, team_name)
+        account = tx.get_account_by_email(email)
+        if account is None:
+            raise UnknownAccount(email)
+        member = tx.team_member_of_account(account.account_id)
+        if member is None or member.team_id != team.team_id:
+            raise TeamError(f"{email} is not a member of {team_name!r}")
+        return account, member
+
     def create_team(self, name: str) -> Team:
         def _create(tx: MetadataTx) -> Team:
             if tx.get_team_by_name(name) is not None:
@@ -148,13 +160,7 @@ class TeamService:
         """The account leaves the team: it keeps its home namespace (its own again), loses the team's."""
 
         def _remove(tx: MetadataTx) -> TeamMember:
-            team = self._team(tx, team_name)
-            account = tx.get_account_by_email(email)
-            if account is None:
-                raise UnknownAccount(email)
-            member = tx.team_member_of_account(account.account_id)
-            if member is None or member.team_id != team.team_id:
-                raise TeamError(f"{email} is not a member of {team_name!r}")
+            account, member = self._member(tx, team_name, email)
             tx.remove_team_member(member.team_member_id, time.time())
             tx.delete_team_namespace(account.root_namespace_id)
             return member
@@ -166,13 +172,7 @@ class TeamService:
         or lift the suspension."""
 
         def _set(tx: MetadataTx) -> TeamMember:
-            team = self._team(tx, team_name)
-            account = tx.get_account_by_email(email)
-            if account is None:
-                raise UnknownAccount(email)
-            member = tx.team_member_of_account(account.account_id)
-            if member is None or member.team_id != team.team_id:
-                raise TeamError(f"{email} is not a member of {team_name!r}")
+            _, member = self._member(tx, team_name, email)
             if (member.suspended is not None) == suspended:
                 raise TeamError(f"{email} is {'already' if suspended else 'not'} suspended")
             when = time.time() if suspended else None

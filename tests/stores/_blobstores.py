@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import http.server
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Iterable
+import socketserver
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -141,3 +146,54 @@ class Session:
         return run(self.append_async(parts, **kw))
 
 
+
+
+class S3ErrorEndpoint(socketserver.ThreadingTCPServer):
+    """A stand-in S3 endpoint on 127.0.0.1 that answers every request with one S3 error, or first hangs
+    for `hang` seconds and then closes without an answer.  `hits` counts the requests it got."""
+
+    daemon_threads = True
+
+    def __init__(self, status: int, code: str, message: str, hang: float = 0.0) -> None:
+        super().__init__(("127.0.0.1", 0), _ErrorHandler)
+        self.body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+        self.status = status
+        self.hang = hang
+        self.hits = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ErrorHandler(http.server.BaseHTTPRequestHandler):
+    server: S3ErrorEndpoint
+
+    def _answer(self) -> None:
+        self.server.hits += 1
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if self.server.hang:
+            time.sleep(self.server.hang)
+            return
+        self.send_response(self.server.status)
+        self.send_header("Content-Length", str(len(self.server.body)))
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def s3_error_endpoint(status: int, code: str, message: str, hang: float = 0.0) -> Iterator[S3ErrorEndpoint]:
+    server = S3ErrorEndpoint(status, code, message, hang)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

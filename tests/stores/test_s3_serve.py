@@ -5,20 +5,16 @@ bucket it cannot use, and /readyz checks the bucket without writing to it."""
 
 from __future__ import annotations
 
-import http.server
 import random
 import secrets
-import socketserver
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from _blobstores import MotoEndpoint, create_bucket, sha, start_moto
+from _blobstores import MotoEndpoint, create_bucket, s3_error_endpoint, sha, start_moto
 from dropbox import files
 from harness import LOCALBOX, free_port, make_sdk, running_server
 
@@ -93,31 +89,12 @@ def test_serve_answers_503_when_the_object_store_is_down(tmp_path: Path) -> None
 
 
 # -- start-up and readiness checks of the bucket (#5)
-class _Refusing(http.server.BaseHTTPRequestHandler):
-    """An S3 endpoint that refuses every request's credentials, as S3 does for an unknown access key."""
-
-    def _answer(self) -> None:
-        body = (b"<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not "
-                b"exist in our records.</Message></Error>")
-        self.send_response(403)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _answer
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture()
 def refusing_endpoint() -> Iterator[str]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Refusing)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """An S3 endpoint that refuses every request's credentials, as S3 does for an unknown access key."""
+    with s3_error_endpoint(403, "InvalidAccessKeyId",
+                           "The AWS Access Key Id you provided does not exist in our records.") as server:
+        yield server.url
 
 
 def _serve_fails(tmp_path: Path, blob_url: str) -> str:

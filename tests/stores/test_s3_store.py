@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
 import secrets
-import socketserver
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,11 +20,13 @@ from _blobstores import (
     MIB4,
     NO_LIMIT,
     MotoEndpoint,
+    S3ErrorEndpoint,
     Session,
     create_bucket,
     make_s3,
     read_all,
     run,
+    s3_error_endpoint,
     seal,
     sha,
     split,
@@ -426,46 +426,18 @@ def test_a_stopped_endpoint_gives_store_unavailable_quickly() -> None:
         store.close()
 
 
-class _Failing(http.server.BaseHTTPRequestHandler):
-    """Answers every request with a 503 SlowDown, or hangs when the server's `hang` is set."""
-
-    def _answer(self) -> None:
-        self.server.hits += 1  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        if self.server.hang:  # type: ignore[attr-defined]
-            time.sleep(5)
-            return
-        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-        self.send_response(503)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _answer
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(params=["503", "hang"])
-def failing_endpoint(request: pytest.FixtureRequest) -> Iterator[Any]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Failing)
-    server.daemon_threads = True
-    server.hits = 0  # type: ignore[attr-defined]
-    server.hang = request.param == "hang"  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def failing_endpoint(request: pytest.FixtureRequest) -> Iterator[S3ErrorEndpoint]:
+    """Answers every request with a 503 SlowDown, or hangs."""
+    with s3_error_endpoint(503, "SlowDown", "Please reduce your request rate.",
+                           hang=5.0 if request.param == "hang" else 0.0) as server:
+        yield server
 
 
-def test_a_failing_endpoint_gives_store_unavailable_after_bounded_retries(failing_endpoint: Any) -> None:
+def test_a_failing_endpoint_gives_store_unavailable_after_bounded_retries(failing_endpoint: S3ErrorEndpoint) -> None:
     from localbox.stores.s3botocore import BotocoreS3Client
 
-    port = failing_endpoint.server_address[1]
-    location = S3Location.parse(f"s3://bkt/p?endpoint_url=http://127.0.0.1:{port}&region=us-east-1")
+    location = S3Location.parse(f"s3://bkt/p?endpoint_url={failing_endpoint.url}&region=us-east-1")
     store = S3BlobStore(BotocoreS3Client(location, attempts=3, read_timeout=0.5), location.prefix)
     try:
         started = time.monotonic()
