@@ -73,6 +73,40 @@ def _eventually(probe: Any, timeout: float = 10.0) -> Any:
         time.sleep(0.05)
 
 
+def _stable(probe: Any, timeout: float = 10.0) -> Any:
+    """`probe()`, tried again while it meets an element that went stale: the overview, jobs and request
+    log pages replace their live region every few seconds (htmx polling), under a test's feet."""
+    import time
+
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return probe()
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _load(driver: Any, by: str, target: str) -> None:
+    """Click the element that loads another page, and wait until the old page is gone: otherwise the next
+    lookup may find the old page's element of the same name (both pages have an h1, a #requests table)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def click() -> Any:
+        old = driver.find_element("tag name", "html")
+        found = driver.find_elements(by, target)
+        assert found, f"nothing matches {by}={target!r} on {driver.current_url}"
+        found[-1].click()
+        return old
+
+    old = _stable(click)
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+
+
 def test_browse_to_an_uploaded_file_and_its_finish_batch_job(box: LocalboxServer, browser: Any,
                                                               tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
@@ -94,53 +128,53 @@ def test_browse_to_an_uploaded_file_and_its_finish_batch_job(box: LocalboxServer
     b.get(f"{box.url}/console/jobs")
     assert b.current_url.endswith("/console/login")
     b.find_element(By.ID, "token").send_keys("wrong")
-    b.find_element(By.ID, "login").click()
+    _load(b, By.ID, "login")
     assert "not the admin token" in b.find_element(By.ID, "login-error").text
     shots.take("01-login-refused")
     b.find_element(By.ID, "token").send_keys(box.admin_token)
-    b.find_element(By.ID, "login").click()
+    _load(b, By.ID, "login")
     assert b.find_element(By.TAG_NAME, "h1").text == "Overview"
     assert box.admin_token not in b.current_url
     shots.take("02-overview")
 
     # Accounts -> the account's namespace -> /Team Share/reports -> q7.csv.
-    b.find_element(By.LINK_TEXT, "Accounts & teams").click()
+    _load(b, By.LINK_TEXT, "Accounts & teams")
     assert box.email in b.find_element(By.ID, "accounts").text
     shots.take("03-accounts")
-    b.find_element(By.CSS_SELECTOR, "#accounts a.browse").click()
-    b.find_element(By.LINK_TEXT, "Team Share/").click()
-    b.find_element(By.LINK_TEXT, "reports/").click()
+    _load(b, By.CSS_SELECTOR, "#accounts a.browse")
+    _load(b, By.LINK_TEXT, "Team Share/")
+    _load(b, By.LINK_TEXT, "reports/")
     assert len(b.find_elements(By.CSS_SELECTOR, "#listing a.file")) == 12
     shots.take("04-folder")
-    b.find_element(By.LINK_TEXT, "q7.csv").click()
+    _load(b, By.LINK_TEXT, "q7.csv")
     assert b.find_element(By.ID, "file-name").text == "/Team Share/reports/q7.csv"
     assert b.find_element(By.ID, "content-hash").text == expected_hash
     shots.take("05-file")
 
     # The finish_batch job that committed them, with its per-entry results.
-    b.find_element(By.LINK_TEXT, "Batch jobs").click()
-    jobs = b.find_elements(By.CSS_SELECTOR, "#jobs a.job")
-    assert jobs and "finish_batch" in b.find_element(By.ID, "jobs").text
+    _load(b, By.LINK_TEXT, "Batch jobs")
+    assert _stable(lambda: b.find_elements(By.CSS_SELECTOR, "#jobs a.job"))
+    assert "finish_batch" in _stable(lambda: b.find_element(By.ID, "jobs").text)
     shots.take("06-jobs")
-    jobs[-1].click()
+    _load(b, By.CSS_SELECTOR, "#jobs a.job")  # the last one listed
     assert b.find_element(By.ID, "job-state").text == "complete"
-    entries = [e.text for e in b.find_elements(By.CSS_SELECTOR, "#entries a.entry")]
+    entries = _stable(lambda: [e.text for e in b.find_elements(By.CSS_SELECTOR, "#entries a.entry")])
     assert "/Team Share/reports/q7.csv" in entries and len(entries) == 12
     shots.take("07-job-results")
-    b.find_element(By.LINK_TEXT, "/Team Share/reports/q7.csv").click()
+    _load(b, By.LINK_TEXT, "/Team Share/reports/q7.csv")
     assert b.find_element(By.ID, "content-hash").text == expected_hash
 
     # The request log, filtered to finish_batch calls.
-    b.find_element(By.LINK_TEXT, "Request log").click()
+    _load(b, By.LINK_TEXT, "Request log")
     b.find_element(By.NAME, "route").send_keys("finish_batch")
-    b.find_element(By.ID, "filter").click()
-    routes = [row.find_elements(By.TAG_NAME, "td")[2].text
-              for row in b.find_elements(By.CSS_SELECTOR, "#requests tr")[1:]]
+    _load(b, By.ID, "filter")
+    routes = _stable(lambda: [row.find_elements(By.TAG_NAME, "td")[2].text
+                              for row in b.find_elements(By.CSS_SELECTOR, "#requests tr")[1:]])
     assert routes and all("finish_batch" in r for r in routes)
     shots.take("08-request-log")
 
     # A fault, added through the form and removed again.
-    b.find_element(By.LINK_TEXT, "Faults").click()
+    _load(b, By.LINK_TEXT, "Faults")
     Select(b.find_element(By.ID, "kind")).select_by_value("too_many_write_operations")
     b.find_element(By.ID, "route").send_keys("files/upload_session/finish_batch")
     b.find_element(By.ID, "times").send_keys("2")
