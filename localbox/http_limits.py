@@ -18,6 +18,10 @@ connection and a task forever (slowloris), and httptools buffers a header of any
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import socket
+import struct
+import termios
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -110,8 +114,23 @@ class _Guarded(HttpToolsProtocol):
         self._disarm_send()
         super().resume_writing()
 
+    def _unsent(self) -> int:
+        """Response bytes the client has not taken yet: the transport's buffer plus the kernel's send
+        queue.  The kernel part matters: with a large socket send buffer the transport's buffer only
+        moves after the client has read a large share of it (TCP reports the socket writable again only
+        once a third or so of its buffer is free), so a slow but steady reader would look stalled."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")  # asyncio's TransportSocket (or None)
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:  # TIOCOUTQ (SIOCOUTQ on a TCP socket): bytes sent but not yet acknowledged by the client
+                raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+                unsent += struct.unpack("i", raw)[0]
+            except OSError:
+                pass
+        return unsent
+
     def _arm_send(self) -> None:
-        self._send_mark = self.transport.get_write_buffer_size()
+        self._send_mark = self._unsent()
         self._send_deadline = self.loop.call_later(self.send_timeout, self._send_expired)
 
     def _disarm_send(self) -> None:
@@ -123,7 +142,7 @@ class _Guarded(HttpToolsProtocol):
         self._send_deadline = None
         if self.transport.is_closing():
             return
-        taken = self._send_mark - self.transport.get_write_buffer_size()  # paused: nothing was added
+        taken = self._send_mark - self._unsent()  # paused: nothing was added
         if taken >= min(SEND_PROGRESS, self._send_mark):
             self._arm_send()  # slow but moving
             return
